@@ -1,0 +1,29 @@
+"""gan_kernels: fused kernels for GAN losses, interpolation and gradient penalties.
+
+    import gan_kernels as gk
+    loss_d = gk.d_loss(real_logits, fake_logits, "hinge") + gk.gradient_penalty(critic, real, fake)
+
+Back ends: "cuda" and "cpu" (the compiled gan_kernels._C), "triton", and "reference" (pure
+PyTorch, always there). See the README for how each is chosen and built.
+"""
+
+from __future__ import annotations
+
+from . import _cpp  # noqa: F401  (registers the "cpu" and "cuda" back ends)
+from . import _registry
+from .functional import d_loss, g_loss, gradient_penalty, grad_penalty, interpolate, r1_penalty  # noqa: F401
+
+try:
+    from . import triton as _triton  # noqa: F401  (registers the "triton" back end)
+except ImportError as _e:  # triton missing or too old: the back end reports why
+    _TRITON_ERROR = f"triton is not usable ({type(_e).__name__}: {_e}); install it with `pip install triton`"
+    _registry.register_backend("triton", lambda: _TRITON_ERROR, lambda dev: dev == "cuda")
+
+from . import nn  # noqa: E402,F401
+from ._registry import available_backends, get_backend, set_backend  # noqa: E402,F401
+
+__version__ = "0.1.0"
+__all__ = [
+    "d_loss", "g_loss", "interpolate", "grad_penalty", "gradient_penalty", "r1_penalty",
+    "available_backends", "set_backend", "get_backend", "nn",
+]

@@ -1,0 +1,166 @@
+"""The back-end registry: (op name x back end) -> implementation, and the choice between them.
+
+Back ends add themselves at import (``_cpp.py`` registers "cpu" and "cuda", ``triton/`` registers
+"triton", ``functional.py`` registers "reference"); the functional API only ever calls
+:func:`resolve`. An implementation is a callable taking the op's validated, normalised arguments
+(the signature of the matching :mod:`gan_kernels.reference` function).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+
+BACKENDS = ("cuda", "triton", "cpu", "reference")
+OPS = ("d_loss", "g_loss", "interpolate", "grad_penalty")
+
+# backend="auto" on a CUDA tensor: the GPU back ends in order of preference per op, fastest first.
+# Measured on an NVIDIA H200 (bench/results/, `python -m gan_kernels bench`); see the README's GPU
+# table for the numbers behind this order. Updated by the GPU check; a missing back end is skipped.
+AUTO_GPU_ORDER: Dict[str, Tuple[str, ...]] = {
+    "d_loss": ("cuda", "triton"),
+    "g_loss": ("cuda", "triton"),
+    "interpolate": ("cuda", "triton"),
+    "grad_penalty": ("cuda", "triton"),
+}
+
+
+@dataclass
+class Backend:
+    name: str
+    # None when usable, else why not and how to fix it (shown in the fallback warning).
+    unavailable_reason: Callable[[], Optional[str]]
+    # Whether this back end can run on tensors of a device type ("cpu", "cuda").
+    runs_on: Callable[[str], bool]
+
+
+_BACKENDS: Dict[str, Backend] = {}
+_IMPLS: Dict[Tuple[str, str], Callable] = {}
+_default_backend: Optional[str] = None
+_warned: set = set()
+
+
+def register_backend(name: str, unavailable_reason: Callable[[], Optional[str]], runs_on: Callable[[str], bool]) -> None:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown back end {name!r}; expected one of {list(BACKENDS)}")
+    _BACKENDS[name] = Backend(name, unavailable_reason, runs_on)
+
+
+def register(op: str, backend: str, impl: Callable) -> None:
+    if op not in OPS:
+        raise ValueError(f"unknown op {op!r}; expected one of {list(OPS)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown back end {backend!r}; expected one of {list(BACKENDS)}")
+    _IMPLS[(op, backend)] = impl
+
+
+def _reason(name: str) -> Optional[str]:
+    b = _BACKENDS.get(name)
+    if b is None:
+        return {
+            "cpu": "the compiled extension gan_kernels._C is not built (reinstall with "
+            "`pip install --no-build-isolation .`)",
+            "cuda": "the compiled extension gan_kernels._C is not built",
+            "triton": "triton is not installed (`pip install triton`)",
+        }.get(name, "it is not registered")
+    return b.unavailable_reason()
+
+
+def available_backends() -> list:
+    """Back ends that can run here now, in preference order (a subset of BACKENDS)."""
+    return [name for name in BACKENDS if name in _BACKENDS and _BACKENDS[name].unavailable_reason() is None]
+
+
+def check_backend_name(name: str, allow_auto: bool = True) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a str, got {type(name).__name__}")
+    accepted = (("auto",) if allow_auto else ()) + BACKENDS
+    if name not in accepted:
+        raise ValueError(f"unknown backend {name!r}; expected one of {list(accepted)}")
+    return name
+
+
+def set_backend(name: Optional[str]) -> None:
+    """Set the process-wide default used by ``backend="auto"`` (None or "auto" restores auto)."""
+    global _default_backend
+    if name is None:
+        _default_backend = None
+        return
+    check_backend_name(name)
+    _default_backend = None if name == "auto" else name
+
+
+def get_backend() -> str:
+    """The process-wide default: set_backend(), else $GAN_KERNELS_BACKEND, else "auto"."""
+    if _default_backend is not None:
+        return _default_backend
+    env = os.environ.get("GAN_KERNELS_BACKEND", "").strip()
+    if env:
+        try:
+            return check_backend_name(env)
+        except ValueError as e:
+            raise ValueError(f"GAN_KERNELS_BACKEND: {e}") from None
+    return "auto"
+
+
+def _strict() -> bool:
+    return os.environ.get("GAN_KERNELS_STRICT", "0").strip() not in ("", "0", "false", "False")
+
+
+def _fallback(op: str, name: str, reason: str) -> Callable:
+    msg = (
+        f"gan_kernels: back end {name!r} is not available for {op} ({reason}); "
+        "using the pure-PyTorch reference instead. Set GAN_KERNELS_STRICT=1 to make this an error."
+    )
+    if _strict():
+        raise RuntimeError(msg.replace("using the pure-PyTorch reference instead. ", "").replace(
+            "Set GAN_KERNELS_STRICT=1 to make this an error.", "GAN_KERNELS_STRICT=1 is set."))
+    if name not in _warned:
+        _warned.add(name)
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+    return _IMPLS[(op, "reference")]
+
+
+def resolve(op: str, backend: str, device: torch.device) -> Callable:
+    """The implementation of ``op`` to run on tensors of ``device`` for a requested back end."""
+    check_backend_name(backend)
+    if backend == "auto":
+        backend = get_backend()
+    dev = device.type
+    if backend == "auto":
+        if dev == "cuda":
+            candidates = AUTO_GPU_ORDER[op]
+        elif dev == "cpu":
+            candidates = ("cpu",)
+        else:
+            return _IMPLS[(op, "reference")]
+        for name in candidates:
+            if (op, name) in _IMPLS and _reason(name) is None and _BACKENDS[name].runs_on(dev):
+                return _IMPLS[(op, name)]
+        name = candidates[0]
+        return _fallback(op, name, _reason(name) or f"it has no {op} kernel")
+    if backend == "reference":
+        return _IMPLS[(op, "reference")]
+    b = _BACKENDS.get(backend)
+    if b is not None and not b.runs_on(dev):
+        hint = {
+            "cuda": "it needs CUDA tensors",
+            "cpu": "it needs CPU tensors",
+            "triton": "it needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors)",
+        }[backend]
+        raise ValueError(f"backend={backend!r} cannot run on {dev} tensors: {hint}")
+    reason = _reason(backend)
+    if reason is None and (op, backend) not in _IMPLS:
+        reason = f"it has no {op} kernel"
+    if reason is not None:
+        return _fallback(op, backend, reason)
+    return _IMPLS[(op, backend)]
+
+
+def reset_warnings() -> None:
+    """Forget which fallback warnings were shown (for tests)."""
+    _warned.clear()

@@ -1,0 +1,119 @@
+"""``nn.Module`` forms of the functional API; arguments are validated in ``__init__``."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+from . import _kinds, _registry
+from . import functional as F
+
+__all__ = ["DiscriminatorLoss", "GeneratorLoss", "GradientPenalty"]
+
+
+def _choice(value, accepted, what):
+    if not isinstance(value, str) or value not in accepted:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {list(accepted)}")
+    return value
+
+
+def _number(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+class DiscriminatorLoss(nn.Module):
+    """``loss = DiscriminatorLoss("hinge")(real_logits, fake_logits)``; see :func:`gan_kernels.d_loss`."""
+
+    def __init__(
+        self,
+        kind: str = "logistic",
+        *,
+        reduction: str = "mean",
+        real_label: float = 1.0,
+        drift: float = 0.0,
+        ls_targets: Sequence[float] = (0.0, 1.0),
+        backend: str = "auto",
+    ):
+        super().__init__()
+        self.kind = _choice(kind, tuple(_kinds.D_LOSS_KINDS), "d_loss kind")
+        self.reduction = _choice(reduction, tuple(_kinds.REDUCTIONS), "reduction")
+        self.real_label = _number(real_label, "real_label")
+        self.drift = _number(drift, "drift")
+        if not isinstance(ls_targets, (tuple, list)) or len(ls_targets) != 2:
+            raise ValueError(f"ls_targets must be a pair (fake_target, real_target), got {ls_targets!r}")
+        self.ls_targets = (_number(ls_targets[0], "ls_targets[0]"), _number(ls_targets[1], "ls_targets[1]"))
+        self.backend = _registry.check_backend_name(backend)
+
+    def forward(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return F.d_loss(
+            real_logits, fake_logits, self.kind, reduction=self.reduction, real_label=self.real_label,
+            drift=self.drift, ls_targets=self.ls_targets, backend=self.backend,
+        )
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, reduction={self.reduction!r}, backend={self.backend!r}"
+
+
+class GeneratorLoss(nn.Module):
+    """``loss = GeneratorLoss("logistic")(fake_logits[, real_logits])``; see :func:`gan_kernels.g_loss`."""
+
+    def __init__(self, kind: str = "logistic", *, reduction: str = "mean", ls_target: float = 1.0, backend: str = "auto"):
+        super().__init__()
+        self.kind = _choice(kind, tuple(_kinds.G_LOSS_KINDS), "g_loss kind")
+        self.reduction = _choice(reduction, tuple(_kinds.REDUCTIONS), "reduction")
+        self.ls_target = _number(ls_target, "ls_target")
+        self.backend = _registry.check_backend_name(backend)
+
+    def forward(self, fake_logits: Tensor, real_logits: Optional[Tensor] = None) -> Tensor:
+        return F.g_loss(
+            fake_logits, self.kind, real_logits=real_logits, reduction=self.reduction,
+            ls_target=self.ls_target, backend=self.backend,
+        )
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, reduction={self.reduction!r}, backend={self.backend!r}"
+
+
+class GradientPenalty(nn.Module):
+    """The gradient penalty as a module.
+
+    ``GradientPenalty("wgan-gp", weight=10.0)(critic, real, fake)`` runs the whole recipe
+    (:func:`gan_kernels.gradient_penalty`); ``GradientPenalty(...)(grad)`` penalises a gradient the
+    caller already has (:func:`gan_kernels.grad_penalty`, with the same weight and center).
+    """
+
+    def __init__(self, kind: str = "wgan-gp", *, weight: float = 10.0, center: float = 1.0, backend: str = "auto"):
+        super().__init__()
+        self.kind = _choice(kind, tuple(_kinds.PENALTY_KINDS), "grad_penalty kind")
+        self.weight = _number(weight, "weight")
+        self.center = _number(center, "center")
+        self.backend = _registry.check_backend_name(backend)
+
+    def forward(
+        self,
+        critic_or_grad: Union[Callable[[Tensor], Tensor], Tensor],
+        real: Optional[Tensor] = None,
+        fake: Optional[Tensor] = None,
+        *,
+        alpha=None,
+        generator: Optional[torch.Generator] = None,
+        scaler=None,
+    ) -> Tensor:
+        if isinstance(critic_or_grad, Tensor):
+            if real is not None or fake is not None:
+                raise ValueError("GradientPenalty(grad) takes a gradient alone; pass (critic, real, fake) for the full recipe")
+            return F.grad_penalty(critic_or_grad, self.kind, center=self.center, weight=self.weight, backend=self.backend)
+        if real is None:
+            raise ValueError("GradientPenalty(critic, real, fake): real samples are required")
+        return F.gradient_penalty(
+            critic_or_grad, real, fake, self.kind, weight=self.weight, center=self.center, alpha=alpha,
+            generator=generator, scaler=scaler, backend=self.backend,
+        )
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, weight={self.weight}, center={self.center}, backend={self.backend!r}"
