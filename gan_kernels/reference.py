@@ -122,7 +122,7 @@ def grad_norm(grad: Tensor, inv_scale: Union[None, float, Tensor] = None) -> Ten
     if inv_scale is not None:
         g = g * inv_scale
     sq = (g * g).sum(dim=1)
-    nonzero = sq > 0
+    nonzero = sq != 0  # NaN stays NaN; only an exact zero gets the defined zero gradient
     safe = torch.where(nonzero, sq, torch.ones_like(sq))
     return torch.where(nonzero, safe.sqrt(), torch.zeros_like(sq))
 

@@ -1,0 +1,271 @@
+// CPU kernels of the discriminator / generator losses (docs/kernel_contract.md,
+// "Losses"). The forward computes the loss and, in the same pass over the
+// logits, each element's gradient for a unit upstream gradient, so the
+// backward is a single scale (loss_backward). The relativistic mode needs the
+// two means first, then one pass per tensor, then a constant correction.
+//
+// Every kind is described by math.h's LossSpec; this file has no per-kind code.
+#include <optional>
+
+#include <ATen/Dispatch.h>
+#include <torch/library.h>
+
+#include "cpu_kernels.h"
+#include "gan_kernels/layout.h"
+#include "gan_kernels/math.h"
+
+namespace gan_kernels {
+namespace cpu {
+namespace {
+
+// Logits are small: read them contiguously.
+struct Logits {
+  at::Tensor t;  // contiguous, or undefined when absent
+  int64_t n = 0;
+};
+
+Logits logits_of(const std::optional<at::Tensor>& x) {
+  Logits l;
+  if (x.has_value() && x->defined()) {
+    l.t = x->contiguous();
+    l.n = l.t.numel();
+  }
+  return l;
+}
+
+at::Tensor empty_grad(const at::Tensor& like, at::ScalarType acc) {
+  return at::empty({0}, like.options().dtype(acc));
+}
+
+struct LossResult {
+  at::Tensor loss, grad_real, grad_fake;
+};
+
+// The loss of `spec` over real logits r (N_r may be 0: no real term) and fake
+// logits f. keep_grad: write grad_real / grad_fake.
+template <typename T>
+LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, const at::Tensor& fake_in,
+                     int64_t reduction, bool compute_grad) {
+  using A = acc_t<T>;
+  const at::ScalarType acc = acc_type_of(fake_in.scalar_type());
+  const bool none = reduction == kReduceNone;
+  const bool relativistic = spec.mode == kModeRelativistic;
+  const bool paired = spec.mode == kModePaired;
+  const bool keep = compute_grad && !(relativistic && none);
+  const int64_t nr = r.n, nf = f.n;
+  const T* rp = nr ? r.t.const_data_ptr<T>() : nullptr;
+  const T* fp = f.t.const_data_ptr<T>();
+  const A drift = static_cast<A>(spec.drift);
+  const Term tr = spec.real, tf = spec.fake;
+
+  LossResult res;
+  res.loss = none ? at::empty(fake_in.sizes(), fake_in.options().dtype(acc))
+                  : at::empty({}, fake_in.options().dtype(acc));
+  res.grad_real = keep && r.t.defined() ? at::empty(r.t.sizes(), r.t.options().dtype(acc))
+                  : empty_grad(fake_in, acc);
+  res.grad_fake = keep ? at::empty(f.t.sizes(), fake_in.options().dtype(acc)) : empty_grad(fake_in, acc);
+  A* lp = res.loss.data_ptr<A>();
+  A* gr = keep && nr ? res.grad_real.data_ptr<A>() : nullptr;
+  A* gf = keep ? res.grad_fake.data_ptr<A>() : nullptr;
+  auto W = [&](int64_t n) { return reduction == kReduceMean ? A(1) / static_cast<A>(n) : A(1); };
+  auto reduce = [&](A s, int64_t n) { return reduction == kReduceMean ? s / static_cast<A>(n) : s; };
+
+  if (paired) {
+    TORCH_CHECK(nr == nf, "gan_kernels: paired (rpgan) logits must have the same number of elements, got ",
+                nr, " and ", nf);
+    const A w = W(nf);
+    // Loss term and gradient of x = r - f, in one pass.
+    auto s = chunked_sum<1, A>(nf, kLossChunk, [&](int64_t lo, int64_t hi) {
+      A acc_v = A(0);
+      for (int64_t i = lo; i < hi; ++i) {
+        const A rv = static_cast<A>(rp[i]), x = rv - static_cast<A>(fp[i]);
+        const A v = term_value<A>(tr, x) + drift * rv * rv;
+        if (none) lp[i] = v; else acc_v += v;
+        if (gf) {
+          const A d = term_grad<A>(tr, x);
+          gr[i] = w * (d + A(2) * drift * rv);
+          gf[i] = -w * d;
+        }
+      }
+      return std::array<A, 1>{acc_v};
+    });
+    if (!none) lp[0] = reduce(s[0], nf);
+    return res;
+  }
+
+  A m_r = A(0), m_f = A(0);
+  if (relativistic) {
+    TORCH_CHECK(nr > 0, "gan_kernels: the relativistic loss needs real logits");
+    auto mean_of = [&](const T* p, int64_t n) {
+      auto s = chunked_sum<1, A>(n, kLossChunk, [&](int64_t lo, int64_t hi) {
+        A a = A(0);
+        for (int64_t i = lo; i < hi; ++i) a += static_cast<A>(p[i]);
+        return std::array<A, 1>{a};
+      });
+      return s[0] / static_cast<A>(n);
+    };
+    m_r = mean_of(rp, nr);
+    m_f = mean_of(fp, nf);
+  }
+  if (none && nr) {
+    TORCH_CHECK(nr == nf, "gan_kernels: reduction='none' adds real and fake terms elementwise: they must have "
+                "the same number of elements, got ", nr, " and ", nf);
+  }
+
+  // Real term (shifted by mean f when relativistic): returns (sum of values,
+  // sum of a_i = W_r phi'), the latter for the relativistic cross term.
+  const A wr = nr ? W(nr) : A(0), wf = W(nf);
+  std::array<A, 2> sr{};
+  if (nr) {
+    sr = chunked_sum<2, A>(nr, kLossChunk, [&](int64_t lo, int64_t hi) {
+      A sv = A(0), sa = A(0);
+      for (int64_t i = lo; i < hi; ++i) {
+        const A rv = static_cast<A>(rp[i]), x = rv - m_f;
+        const A v = term_value<A>(tr, x) + drift * rv * rv;
+        if (none) lp[i] = v; else sv += v;
+        if (gr) {
+          const A a = wr * term_grad<A>(tr, x);
+          gr[i] = a + A(2) * wr * drift * rv;
+          sa += a;
+        }
+      }
+      return std::array<A, 2>{sv, sa};
+    });
+  }
+  std::array<A, 2> sf = chunked_sum<2, A>(nf, kLossChunk, [&](int64_t lo, int64_t hi) {
+    A sv = A(0), sb = A(0);
+    for (int64_t i = lo; i < hi; ++i) {
+      const A x = static_cast<A>(fp[i]) - m_r;
+      const A v = term_value<A>(tf, x);
+      if (none) {
+        lp[i] = nr ? lp[i] + v : v;
+      } else {
+        sv += v;
+      }
+      if (gf) {
+        const A b = wf * term_grad<A>(tf, x);
+        gf[i] = b;
+        sb += b;
+      }
+    }
+    return std::array<A, 2>{sv, sb};
+  });
+  if (!none) lp[0] = (nr ? reduce(sr[0], nr) : A(0)) + reduce(sf[0], nf);
+  if (relativistic && keep) {
+    // d/dr_k of the fake term through mean r, and d/df_k of the real term
+    // through mean f: constants per tensor.
+    const A cr = sf[1] / static_cast<A>(nr), cf = sr[1] / static_cast<A>(nf);
+    at::parallel_for(0, nr, kStreamGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) gr[i] -= cr;
+    });
+    at::parallel_for(0, nf, kStreamGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) gf[i] -= cf;
+    });
+  }
+  return res;
+}
+
+void check_codes(int64_t reduction) {
+  TORCH_CHECK(reduction >= kReduceNone && reduction <= kReduceSum,
+              "gan_kernels: unknown reduction code ", reduction);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> d_loss_forward_cpu(
+    const at::Tensor& real, const at::Tensor& fake, int64_t kind, int64_t reduction, double real_label,
+    double drift, double ls_fake, double ls_real, bool compute_grad) {
+  check_codes(reduction);
+  TORCH_CHECK(kind >= kDLogistic && kind <= kDRpgan, "gan_kernels: unknown d_loss kind code ", kind);
+  TORCH_CHECK(real.scalar_type() == fake.scalar_type(), "gan_kernels: real and fake must have the same dtype");
+  const LossSpec spec = d_loss_spec(kind, static_cast<float>(real_label), static_cast<float>(drift),
+                                    static_cast<float>(ls_fake), static_cast<float>(ls_real));
+  const Logits r = logits_of(real), f = logits_of(fake);
+  LossResult res;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, real.scalar_type(), "d_loss_forward_cpu", [&] {
+    res = loss_impl<scalar_t>(spec, r, f, fake, reduction, compute_grad);
+  });
+  if (reduction == kReduceNone) res.loss = res.loss.view(real.sizes());
+  return {res.loss, res.grad_real, res.grad_fake};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> g_loss_forward_cpu(
+    const at::Tensor& fake, const std::optional<at::Tensor>& real, int64_t kind, int64_t reduction,
+    double ls_target, bool compute_grad) {
+  check_codes(reduction);
+  TORCH_CHECK(kind >= kGLogistic && kind <= kGRpgan, "gan_kernels: unknown g_loss kind code ", kind);
+  const LossSpec spec = g_loss_spec(kind, static_cast<float>(ls_target));
+  const bool has_real = real.has_value() && real->defined();
+  if (spec.mode != kModeSeparate) {
+    TORCH_CHECK(has_real, "gan_kernels: this g_loss kind needs real logits");
+    TORCH_CHECK(real->scalar_type() == fake.scalar_type(), "gan_kernels: real and fake must have the same dtype");
+  }
+  // A separate-mode generator loss has no real term: real (if given) only
+  // gets a zero gradient.
+  const Logits r = spec.mode == kModeSeparate ? Logits{} : logits_of(real);
+  const Logits f = logits_of(fake);
+  LossResult res;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fake.scalar_type(), "g_loss_forward_cpu", [&] {
+    res = loss_impl<scalar_t>(spec, r, f, fake, reduction, compute_grad);
+  });
+  const at::ScalarType acc = acc_type_of(fake.scalar_type());
+  const bool keep = compute_grad && !(spec.mode == kModeRelativistic && reduction == kReduceNone);
+  at::Tensor grad_real;
+  if (!has_real) {
+    grad_real = empty_grad(fake, acc);
+  } else if (!keep) {
+    grad_real = at::empty({0}, real->options().dtype(acc));
+  } else if (spec.mode == kModeSeparate) {
+    grad_real = at::zeros(real->sizes(), real->options().dtype(acc));
+  } else {
+    grad_real = res.grad_real;
+  }
+  return {res.loss, res.grad_fake, grad_real};
+}
+
+std::tuple<at::Tensor, at::Tensor> loss_backward_cpu(const at::Tensor& grad_out, const at::Tensor& saved_a,
+                                                     const at::Tensor& saved_b, at::ScalarType dtype_a,
+                                                     at::ScalarType dtype_b) {
+  auto one = [&](const at::Tensor& saved, at::ScalarType dtype) {
+    at::Tensor out = at::empty(saved.sizes(), saved.options().dtype(dtype));
+    if (saved.numel() == 0) return out;
+    const at::Tensor s = saved.contiguous();
+    const at::ScalarType acc = s.scalar_type();
+    TORCH_CHECK(acc == at::kFloat || acc == at::kDouble, "gan_kernels: saved gradients must be float32/64");
+    // grad_out: 0-dim, or saved's shape with any strides (an expanded one has
+    // zero strides); small, so read it contiguously.
+    const bool scalar = grad_out.numel() == 1;
+    if (!scalar) {
+      TORCH_CHECK(grad_out.numel() == saved.numel(), "gan_kernels: grad_out has ", grad_out.numel(),
+                  " elements but the saved gradient has ", saved.numel());
+    }
+    const at::Tensor g = grad_out.to(acc).reshape({-1}).contiguous();
+    const int64_t n = s.numel();
+    AT_DISPATCH_FLOATING_TYPES(acc, "loss_backward_cpu_acc", [&] {
+      using A = scalar_t;
+      const A* sp = s.const_data_ptr<A>();
+      const A* gp = g.const_data_ptr<A>();
+      AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "loss_backward_cpu", [&] {
+        scalar_t* op = out.data_ptr<scalar_t>();
+        at::parallel_for(0, n, kStreamGrain, [&](int64_t lo, int64_t hi) {
+          if (scalar) {
+            const A go = gp[0];
+            for (int64_t i = lo; i < hi; ++i) op[i] = static_cast<scalar_t>(go * sp[i]);
+          } else {
+            for (int64_t i = lo; i < hi; ++i) op[i] = static_cast<scalar_t>(gp[i] * sp[i]);
+          }
+        });
+      });
+    });
+    return out;
+  };
+  return {one(saved_a, dtype_a), one(saved_b, dtype_b)};
+}
+
+}  // namespace
+}  // namespace cpu
+}  // namespace gan_kernels
+
+TORCH_LIBRARY_IMPL(gan_kernels, CPU, m) {
+  m.impl("d_loss_forward", &gan_kernels::cpu::d_loss_forward_cpu);
+  m.impl("g_loss_forward", &gan_kernels::cpu::g_loss_forward_cpu);
+  m.impl("loss_backward", &gan_kernels::cpu::loss_backward_cpu);
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Create .venv (if missing), install the pinned dev dependencies and build gan_kernels in place.
+# Used by scripts/run_tests.sh, scripts/run_main.sh and .ci/run. Idempotent: a second run only
+# rebuilds what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  "$PY" -m venv .venv
+fi
+# torch is pinned for development and CI (this machine's wheel cache has 2.14.1, a CUDA 13.0
+# build); the package itself only asks for torch>=2.6.
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  echo "== installing torch==${GAN_KERNELS_TORCH:-2.14.1} and the test tools"
+  .venv/bin/pip install -q "torch==${GAN_KERNELS_TORCH:-2.14.1}"
+fi
+.venv/bin/pip install -q pytest pytest-benchmark numpy ninja matplotlib tqdm packaging setuptools wheel
+
+# nvcc may live in /usr/local/bin while the toolkit is /usr/local/cuda (setup.py also knows this).
+if [ -z "${CUDA_HOME:-}" ] && [ -d /usr/local/cuda ]; then export CUDA_HOME=/usr/local/cuda; fi
+# Without a GPU, compile for one architecture (Hopper, sm_90) to keep the build short; with a GPU,
+# torch targets the visible card unless TORCH_CUDA_ARCH_LIST says otherwise.
+if ! command -v nvidia-smi >/dev/null 2>&1; then export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}; fi
+export MAX_JOBS=${MAX_JOBS:-$(nproc)}
+echo "== building gan_kernels (CUDA_HOME=${CUDA_HOME:-unset}, TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-default})"
+.venv/bin/pip install -q --no-build-isolation --no-deps -e .
+.venv/bin/python -c "import gan_kernels as gk; print('gan_kernels back ends available here:', gk.available_backends())"
