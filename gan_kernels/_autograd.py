@@ -59,7 +59,6 @@ def make_functions(ops: SimpleNamespace, name: str) -> SimpleNamespace:
             )
             ctx.args = (kind, reduction, real_label, drift, (ls_fake, ls_real))
             ctx.save_for_backward(real, fake, g_real, g_fake)
-            ctx.set_materialize_grads(True)
             return loss
 
         @staticmethod
