@@ -138,9 +138,9 @@ def cases_for(device: str, quick: bool, ops: Optional[Sequence[str]] = None,
 def known_op_names() -> List[str]:
     names = []
     for op, kind in OP_KINDS:
-        if op not in names:
-            names.append(op)
-        names.append(op_name(op, kind))
+        for n in (op, op_name(op, kind)):
+            if n not in names:
+                names.append(n)
     return names
 
 

@@ -27,8 +27,9 @@ enum TermType : int { kTermNone = 0, kTermBce = 1, kTermHinge = 2, kTermLinear =
 
 struct Term {
   int type;  // TermType
-  float t;   // BCE target / hinge sign / square target
-  float c;   // multiplier of the whole term
+  // double so float64 inputs see the caller's exact real_label / targets (cast to T at use).
+  double t;  // BCE target / hinge sign / square target
+  double c;  // multiplier of the whole term
 };
 
 // How the real and fake terms combine.
@@ -42,7 +43,7 @@ struct LossSpec {
   int mode;     // LossMode
   Term real;    // applied to the real logits (or to r - f when paired)
   Term fake;    // applied to the fake logits (unused when paired)
-  float drift;  // + drift * r^2 on every real element (ProGAN)
+  double drift;  // + drift * r^2 on every real element (ProGAN)
 };
 
 // softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|): never overflows and
@@ -101,33 +102,33 @@ GK_HD T term_grad(const Term& term, T x) {
   }
 }
 
-GK_HD LossSpec d_loss_spec(int64_t kind, float real_label, float drift, float ls_fake, float ls_real) {
-  LossSpec s{kModeSeparate, {kTermNone, 0.f, 1.f}, {kTermNone, 0.f, 1.f}, drift};
+GK_HD LossSpec d_loss_spec(int64_t kind, double real_label, double drift, double ls_fake, double ls_real) {
+  LossSpec s{kModeSeparate, {kTermNone, 0.0, 1.0}, {kTermNone, 0.0, 1.0}, drift};
   switch (kind) {
     case kDLogistic:  // BCE(r, real_label) + softplus(f)
-      s.real = {kTermBce, real_label, 1.f};
-      s.fake = {kTermBce, 0.f, 1.f};
+      s.real = {kTermBce, real_label, 1.0};
+      s.fake = {kTermBce, 0.0, 1.0};
       break;
     case kDHinge:  // relu(1 - r) + relu(1 + f)
-      s.real = {kTermHinge, 1.f, 1.f};
-      s.fake = {kTermHinge, -1.f, 1.f};
+      s.real = {kTermHinge, 1.0, 1.0};
+      s.fake = {kTermHinge, -1.0, 1.0};
       break;
     case kDWasserstein:  // f - r
-      s.real = {kTermLinear, 0.f, -1.f};
-      s.fake = {kTermLinear, 0.f, 1.f};
+      s.real = {kTermLinear, 0.0, -1.0};
+      s.fake = {kTermLinear, 0.0, 1.0};
       break;
     case kDLeastSquares:  // 1/2 (r - b)^2 + 1/2 (f - a)^2
-      s.real = {kTermSquare, ls_real, 1.f};
-      s.fake = {kTermSquare, ls_fake, 1.f};
+      s.real = {kTermSquare, ls_real, 1.0};
+      s.fake = {kTermSquare, ls_fake, 1.0};
       break;
     case kDRelativistic:  // softplus(-(r - mean f)) + softplus(f - mean r)
       s.mode = kModeRelativistic;
-      s.real = {kTermBce, 1.f, 1.f};
-      s.fake = {kTermBce, 0.f, 1.f};
+      s.real = {kTermBce, 1.0, 1.0};
+      s.fake = {kTermBce, 0.0, 1.0};
       break;
     case kDRpgan:  // softplus(f - r) = BCE(r - f, 1)
       s.mode = kModePaired;
-      s.real = {kTermBce, 1.f, 1.f};
+      s.real = {kTermBce, 1.0, 1.0};
       break;
     default:
       break;
@@ -135,30 +136,30 @@ GK_HD LossSpec d_loss_spec(int64_t kind, float real_label, float drift, float ls
   return s;
 }
 
-GK_HD LossSpec g_loss_spec(int64_t kind, float ls_target) {
-  LossSpec s{kModeSeparate, {kTermNone, 0.f, 1.f}, {kTermNone, 0.f, 1.f}, 0.f};
+GK_HD LossSpec g_loss_spec(int64_t kind, double ls_target) {
+  LossSpec s{kModeSeparate, {kTermNone, 0.0, 1.0}, {kTermNone, 0.0, 1.0}, 0.0};
   switch (kind) {
     case kGLogistic:  // softplus(-f)
-      s.fake = {kTermBce, 1.f, 1.f};
+      s.fake = {kTermBce, 1.0, 1.0};
       break;
     case kGMinimax:  // -softplus(f)
-      s.fake = {kTermBce, 0.f, -1.f};
+      s.fake = {kTermBce, 0.0, -1.0};
       break;
     case kGHinge:
     case kGWasserstein:  // -f
-      s.fake = {kTermLinear, 0.f, -1.f};
+      s.fake = {kTermLinear, 0.0, -1.0};
       break;
     case kGLeastSquares:  // 1/2 (f - c)^2
-      s.fake = {kTermSquare, ls_target, 1.f};
+      s.fake = {kTermSquare, ls_target, 1.0};
       break;
     case kGRelativistic:  // softplus(-(f - mean r)) + softplus(r - mean f)
       s.mode = kModeRelativistic;
-      s.real = {kTermBce, 0.f, 1.f};
-      s.fake = {kTermBce, 1.f, 1.f};
+      s.real = {kTermBce, 0.0, 1.0};
+      s.fake = {kTermBce, 1.0, 1.0};
       break;
     case kGRpgan:  // softplus(r - f) = BCE(r - f, 0)
       s.mode = kModePaired;
-      s.real = {kTermBce, 0.f, 1.f};
+      s.real = {kTermBce, 0.0, 1.0};
       break;
     default:
       break;

@@ -1,0 +1,92 @@
+"""PNG plots of a bench run: speed-up vs size, and achieved bandwidth vs size against the copy line."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Dict, List
+
+from . import cases as C
+
+
+def _grid(n: int):
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return plt, fig, list(axes.flat[:n])
+
+
+def _series(rows: List[Dict], name: str, key: str, impls: List[str]):
+    """{(impl, dtype): [(numel, value), ...]} for the fwd+bwd rows of one op."""
+    out: Dict = {}
+    for r in rows:
+        if r["name"] != name or r["mode"] != "fwdbwd" or r["impl"] not in impls or r.get(key) is None:
+            continue
+        out.setdefault((r["impl"], r["dtype"]), []).append((r["numel"], r[key]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _names(rows: List[Dict]) -> List[str]:
+    seen = []
+    for r in rows:
+        if r["name"] not in seen:
+            seen.append(r["name"])
+    return seen
+
+
+# One colour per implementation in every panel and plot; one marker per dtype.
+COLOURS = {"eager": "0.45", "compiled": "tab:purple", "reference": "tab:green", "cpu": "tab:blue",
+           "cuda": "tab:orange", "triton": "tab:red"}
+MARKERS = {"float32": "o", "bfloat16": "s", "float16": "^", "float64": "D"}
+
+
+def _plot(result: Dict, key: str, impls_of, ylabel: str, title: str, path: str, hline=None, hlabel=None) -> None:
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    rows = result["results"]
+    names = _names(rows)
+    plt, fig, axes = _grid(len(names))
+    impls = [i for i in ("eager", "compiled", "reference", "cpu", "cuda", "triton") if any(r["impl"] == i for r in rows)]
+    for ax, name in zip(axes, names):
+        for (impl, dtype), pts in sorted(_series(rows, name, key, impls_of(impls)).items(),
+                                         key=lambda kv: (impls.index(kv[0][0]), kv[0][1])):
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker=MARKERS.get(dtype, "o"), color=COLOURS.get(impl), label=f"{impl} {dtype}",
+                    linestyle="--" if impl in C.BASELINES else "-")
+        if hline is not None:
+            ax.axhline(hline, color="k", linewidth=0.8, linestyle=":", label=hlabel)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        # Plain numbers on the log axis (0.5, 2, 10), not 5x10^-1.
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("elements per input")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    meta = result["meta"]
+    fig.suptitle(f"{title} -- {meta['device']}, torch {meta['torch']}, {meta['date'][:10]}", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(result: Dict, out_dir: str) -> List[str]:
+    if not result["results"]:
+        return []
+    speed = os.path.join(out_dir, "speedup.png")
+    _plot(result, "speedup_vs_eager", lambda impls: [i for i in impls if i != "eager"],
+          "speed-up vs eager (fwd+bwd)", "Speed-up over the eager reference", speed, hline=1.0, hlabel="eager")
+    bw = os.path.join(out_dir, "bandwidth.png")
+    _plot(result, "gbps", lambda impls: impls, "achieved GB/s (fwd+bwd)", "Achieved bandwidth", bw,
+          hline=result["meta"].get("copy_gbps"), hlabel="copy bandwidth")
+    return [speed, bw]

@@ -1,0 +1,316 @@
+"""The op sweep: every case x implementation x mode, timed, counted and written out.
+
+``python -m gan_kernels bench`` lands here (:func:`main`). Rows are *long format*: one dict per
+(case, implementation, mode) with the time, the speed-ups against the two baselines and the
+bandwidth; :mod:`.report` turns them into the terminal table, JSON and CSV, :mod:`.plots` into PNGs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import math
+import os
+import sys
+import time
+import zlib
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+
+from . import cases as C
+from . import report
+from .timing import (
+    TimerConfig,
+    busy_cpu_note,
+    copy_bandwidth_gbps,
+    count_dispatches,
+    count_gpu_kernels,
+    peak_memory_mib,
+    time_fn,
+)
+
+MAX_SETS = 16
+
+
+def _cache_bytes(device: torch.device) -> int:
+    """The cache an input set should not fit in: GPU L2, or one CPU core's L2."""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return int(getattr(props, "L2_cache_size", 50 << 20))
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index2/size") as f:
+            text = f.read().strip().upper()
+        mult = {"K": 1 << 10, "M": 1 << 20}.get(text[-1], 1)
+        return int(text.rstrip("KM")) * mult
+    except (OSError, ValueError):
+        return 2 << 20
+
+
+def n_input_sets(case: C.Case, device: torch.device) -> int:
+    """How many input sets to rotate so that consecutive calls do not hit warm cache."""
+    per_set = max(case.bytes("fwdbwd"), 1)
+    return int(min(MAX_SETS, max(1, math.ceil(2 * _cache_bytes(device) / per_set))))
+
+
+def _cycle(n: int) -> Callable[[], int]:
+    it = itertools.cycle(range(n))
+    return lambda: next(it)
+
+
+def _reset_compiler() -> None:
+    # Each case gets fresh compiled code for its own static shapes, and no case is starved by
+    # dynamo's per-function recompile limit (all cases share the reference functions' code objects).
+    with contextlib.suppress(Exception):
+        torch._dynamo.reset()
+    # Donated buffers let compiled backward reuse saved tensors for its outputs, which forbids
+    # retain_graph=True -- and timing the backward alone needs retained graphs. It is a memory
+    # optimisation: compiled rows' peak memory is measured without it (see bench/README.md).
+    with contextlib.suppress(Exception):
+        torch._functorch.config.donated_buffer = False
+
+
+def _optional(measure, *args):
+    """A secondary measurement (counts, memory): None rather than a lost row when it fails."""
+    try:
+        return measure(*args)
+    except Exception:
+        return None
+
+
+def _error_text(e: BaseException) -> str:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {first}"[:300]
+
+
+def measure_case(case: C.Case, impls: Sequence[str], device: torch.device, cfg: TimerConfig,
+                 on_impl: Optional[Callable[[str], None]] = None) -> List[Dict]:
+    gen = torch.Generator(device=device).manual_seed(zlib.crc32(case.id.encode()))
+    k = n_input_sets(case, device)
+    sets = [C.make_inputs(case, device, gen) for _ in range(k)]
+    rows: List[Dict] = []
+    for impl in impls:
+        if on_impl:
+            on_impl(impl)
+        if impl == "compiled":
+            _reset_compiler()
+        base = {"op": case.op, "kind": case.kind, "name": case.name, "size": case.size, "numel": case.numel,
+                "dtype": case.dtype_name, "impl": impl, "input_sets": k}
+        try:
+            t0 = time.perf_counter()
+            fn = C.impl_fn(case, impl)
+            C.backward(fn(sets[0]), sets[0])  # first call: compiles, loads, warms every path
+            base["first_call_s"] = round(time.perf_counter() - t0, 3)  # for "compiled": compile time
+        except Exception as e:  # e.g. a torch.compile failure: record it, keep benchmarking
+            err = _error_text(e)
+            rows += [dict(base, mode=m, median_ms=None, p20_ms=None, p80_ms=None, error=err) for m in C.MODES]
+            continue
+
+        nxt = _cycle(k)
+        timings, errors = {}, {}
+
+        def bwd_only(i):
+            return C.backward(outs[i], sets[i], retain_graph=True)
+
+        for mode in C.MODES:
+            try:
+                if mode == "fwd":
+                    timings[mode] = time_fn(lambda: fn(sets[nxt()]), device, cfg)
+                elif mode == "bwd":
+                    # The backward alone, on graphs built beforehand and kept (retain_graph).
+                    outs = [fn(s) for s in sets]
+                    timings[mode] = time_fn(lambda: bwd_only(nxt()), device, cfg)
+                    del outs
+                else:
+                    timings[mode] = time_fn(lambda: (lambda s: C.backward(fn(s), s))(sets[nxt()]), device, cfg)
+            except Exception as e:
+                errors[mode] = _error_text(e)
+
+        def once():
+            return C.backward(fn(sets[0]), sets[0])
+
+        extra = {
+            # Dispatch modes and compiled graphs do not mix; the kernel count below covers compiled code.
+            "ops_dispatched": None if impl == "compiled" else _optional(count_dispatches, once),
+            "gpu_kernels": _optional(count_gpu_kernels, once) if device.type == "cuda" else None,
+            "peak_mem_mib": _optional(peak_memory_mib, once, device),
+        }
+        for mode in C.MODES:
+            t = timings.get(mode)
+            row = dict(base, mode=mode, median_ms=t and t.median_ms, p20_ms=t and t.p20_ms,
+                       p80_ms=t and t.p80_ms, error=errors.get(mode))
+            if mode == "fwdbwd":
+                row.update(extra)
+            rows.append(row)
+    return rows
+
+
+def add_derived(rows: List[Dict], copy_gbps: float, cases_by_key: Dict) -> None:
+    """Speed-ups against the eager and compiled rows of the same case and mode; GB/s; % of copy."""
+    base = {}
+    for r in rows:
+        if r["impl"] in C.BASELINES and r["median_ms"]:
+            base[(r["name"], r["size"], r["dtype"], r["mode"], r["impl"])] = r["median_ms"]
+    for r in rows:
+        key = (r["name"], r["size"], r["dtype"], r["mode"])
+        t = r["median_ms"]
+        case = cases_by_key[(r["name"], r["size"], r["dtype"])]
+        r["bytes"] = case.bytes(r["mode"])
+        for b in C.BASELINES:
+            bt = base.get(key + (b,))
+            r[f"speedup_vs_{b}"] = (bt / t) if (bt and t) else None
+        r["gbps"] = (r["bytes"] / (t * 1e-3) / 1e9) if t else None
+        r["pct_copy"] = (100.0 * r["gbps"] / copy_gbps) if (r["gbps"] and copy_gbps) else None
+        for k in ("ops_dispatched", "gpu_kernels", "peak_mem_mib"):
+            r.setdefault(k, None)
+
+
+# --------------------------------------------------------------------------- CLI
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="fewer sizes, shorter timing (under a minute on 2 CPU cores)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available, else cpu")
+    p.add_argument("--ops", nargs="+", default=None, metavar="OP",
+                   help=f"ops to run, by op or op/kind (default: all): {' '.join(C.known_op_names())}")
+    p.add_argument("--dtypes", nargs="+", default=None, choices=sorted(C.DTYPES),
+                   help="default: float32 on CPU; float32 bfloat16 on CUDA (float32 only with --quick)")
+    p.add_argument("--backends", nargs="+", default=None, metavar="BACKEND",
+                   help="back ends to run (default: every available one that runs on the device)")
+    p.add_argument("--out", default=None, help="output folder (default: bench/results/<device>-<date>)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (torch.set_num_threads); 1 gives stable numbers on a busy machine")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
+    p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end critic step")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+
+def _pick_device(name: Optional[str]) -> torch.device:
+    if name is None:
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device is available")
+    return torch.device(name, torch.cuda.current_device()) if name == "cuda" else torch.device("cpu")
+
+
+class _PlainProgress:
+    """Stand-in for tqdm where it is not installed: a line every few percent on stderr."""
+
+    def __init__(self, total: int, **_):
+        self.total, self.n, self.last = max(total, 1), 0, -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        self.text = text
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        pct = 100 * self.n // self.total
+        if pct // 10 != self.last // 10:
+            self.last = pct
+            print(f"  {pct:3d}% ({self.n}/{self.total}) {getattr(self, 'text', '')}", file=sys.stderr, flush=True)
+
+
+def _progress(total: int):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _PlainProgress(total)
+    return tqdm(total=total, unit="run", disable=None, file=sys.stderr)
+
+
+def main(args: argparse.Namespace) -> int:
+    t_start = time.perf_counter()
+    device = _pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.ops:
+        unknown = [o for o in args.ops if o not in C.known_op_names()]
+        if unknown:
+            sys.exit(f"unknown --ops {unknown}; expected some of {C.known_op_names()}")
+    if args.dtypes:
+        dtypes = [C.DTYPES[d] for d in args.dtypes]
+    elif device.type == "cuda" and not args.quick:
+        dtypes = [torch.float32, torch.bfloat16]
+    else:
+        dtypes = [torch.float32]
+    backends = C.backends_for(device.type, args.backends)
+    if args.backends:
+        missing = [b for b in args.backends if b not in backends]
+        if missing:
+            print(f"note: back ends not available on {device.type} here, skipped: {missing}", file=sys.stderr)
+    impls = ["eager"] + ([] if args.no_compile else ["compiled"]) + backends
+    cfg = TimerConfig.quick() if args.quick else TimerConfig()
+
+    meta = report.metadata(device, backends, dtypes, args)
+    out_dir = args.out or os.path.join("bench", "results", f"{meta['device_slug']}-{meta['date'][:10]}")
+    os.makedirs(out_dir, exist_ok=True)
+
+    print(f"gan_kernels bench on {meta['device']} (torch {meta['torch']}, triton {meta['triton']}); "
+          f"implementations: {', '.join(impls)}", flush=True)
+    meta["load_average"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    note = busy_cpu_note(device)
+    if note:
+        print(note, file=sys.stderr)
+    meta["copy_gbps"] = copy_bandwidth_gbps(device, quick=args.quick)
+    print(f"measured copy bandwidth: {meta['copy_gbps']:.1f} GB/s", flush=True)
+
+    t_cases = time.perf_counter()
+    case_list = C.cases_for(device.type, args.quick, args.ops, dtypes)
+    cases_by_key = {(c.name, c.size, c.dtype_name): c for c in case_list}
+    if args.quick:
+        # Compiling costs seconds per graph on a small CPU, more than all the timing of a quick run:
+        # --quick compiles the baseline only at each op's largest size, where it matters most.
+        largest = {}
+        for c in case_list:
+            k = (c.name, c.dtype_name)
+            if k not in largest or c.numel > largest[k].numel:
+                largest[k] = c
+        compile_for = set(largest.values())
+    else:
+        compile_for = set(case_list)
+    rows: List[Dict] = []
+    e2e_rows: List[Dict] = []
+    n_e2e = 0 if args.no_e2e else 2 * (1 + len(backends))
+    with _progress(len(case_list) * len(impls) + n_e2e) as bar:
+        for case in case_list:
+            def on_impl(impl, case=case):
+                bar.set_postfix_str(f"{case.id} {impl}", refresh=False)
+                bar.update(1)
+
+            case_impls = impls if case in compile_for else [i for i in impls if i != "compiled"]
+            bar.update(len(impls) - len(case_impls))
+            rows += measure_case(case, case_impls, device, cfg, on_impl)
+        add_derived(rows, meta["copy_gbps"], cases_by_key)
+        t_ops = time.perf_counter()
+        if not args.no_e2e:
+            from .e2e import run_e2e
+
+            def on_e2e(label):
+                bar.set_postfix_str(label, refresh=False)
+                bar.update(1)
+
+            e2e_rows = run_e2e(device, backends, args.quick, cfg, on_e2e)
+
+    t_end = time.perf_counter()
+    meta["elapsed_s"] = round(t_end - t_start, 1)
+    compile_s = sum(r.get("first_call_s") or 0 for r in rows if r["impl"] == "compiled" and r["mode"] == "fwd")
+    meta["phase_s"] = {"setup_and_copy": round(t_cases - t_start, 1), "ops": round(t_ops - t_cases, 1),
+                       "of_which_compile": round(compile_s, 1), "e2e": round(t_end - t_ops, 1)}
+    result = {"meta": meta, "results": rows, "e2e": e2e_rows}
+    table = report.format_tables(result)
+    print(table)
+    paths = report.write(result, out_dir, table)
+    if not args.no_plots:
+        try:
+            from . import plots
+
+            paths += plots.write(result, out_dir)
+        except ImportError as e:  # matplotlib is an optional dependency (the "bench" extra)
+            print(f"note: no plots ({e}); `pip install matplotlib` adds them", file=sys.stderr)
+    print(f"wrote {', '.join(paths)} ({meta['elapsed_s']:.0f} s)")
+    return 0

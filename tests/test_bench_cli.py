@@ -1,0 +1,182 @@
+"""The bench and demo commands: they run, write sane files, and derive their columns correctly."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gan_kernels.bench import cases as C
+from gan_kernels.bench import run as R
+from gan_kernels.bench.timing import TimerConfig, count_dispatches
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _run_cli(*args, timeout=240):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "gan_kernels", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    # The compiled baseline is left out here (a cold Inductor cache costs ~30 s of C++ compiles on
+    # 2 cores); test_compiled_baseline_* cover it in-process. One thread: stable on a shared machine.
+    out = tmp_path_factory.mktemp("bench")
+    stdout = _run_cli("bench", "--quick", "--device", "cpu", "--no-compile", "--threads", "1", "--out", str(out))
+    with open(out / "results.json") as f:
+        return out, json.load(f), stdout
+
+
+def test_quick_writes_every_file(quick_run):
+    out, res, stdout = quick_run
+    for name in ("results.json", "results.csv", "e2e.csv", "table.md"):
+        assert (out / name).stat().st_size > 0, name
+    if importlib.util.find_spec("matplotlib") is not None:  # plots are optional (the "bench" extra)
+        for name in ("speedup.png", "bandwidth.png"):
+            assert (out / name).read_bytes()[:8] == PNG_MAGIC
+            assert (out / name).stat().st_size > 10_000  # panels with lines, not an empty canvas
+    meta = res["meta"]
+    assert meta["device_type"] == "cpu" and meta["torch"] == torch.__version__
+    assert meta["date"][:4].isdigit() and meta["copy_gbps"] > 0
+    assert meta["backends"] == C.backends_for("cpu")
+    assert "| op " in stdout and "grad_penalty/wgan-gp" in stdout
+
+
+def test_quick_covers_every_case_with_positive_times(quick_run):
+    _, res, _ = quick_run
+    rows = res["results"]
+    impls = ["eager"] + C.backends_for("cpu")
+    expected = {(c.name, c.size, c.dtype_name, impl, mode)
+                for c in C.cases_for("cpu", quick=True) for impl in impls for mode in C.MODES}
+    got = {(r["name"], r["size"], r["dtype"], r["impl"], r["mode"]) for r in rows}
+    assert got == expected
+    for r in rows:
+        assert r["error"] is None, r
+        assert 0 < r["p20_ms"] <= r["median_ms"] <= r["p80_ms"], r
+        assert r["median_ms"] < 1e4  # an hour-long call means a broken timer, not a slow op
+
+
+def test_quick_derived_columns(quick_run):
+    _, res, _ = quick_run
+    rows = res["results"]
+    eager = {(r["name"], r["size"], r["dtype"], r["mode"]): r["median_ms"] for r in rows if r["impl"] == "eager"}
+    copy = res["meta"]["copy_gbps"]
+    for r in rows:
+        case = C.Case(r["op"], r["kind"], tuple(int(s) for s in r["size"].split("x")), C.DTYPES[r["dtype"]])
+        assert r["numel"] == math.prod(case.shape)
+        assert r["bytes"] == case.bytes(r["mode"])
+        assert r["speedup_vs_eager"] == pytest.approx(eager[(r["name"], r["size"], r["dtype"], r["mode"])] / r["median_ms"], rel=1e-9)
+        assert r["speedup_vs_compiled"] is None  # --no-compile
+        assert r["gbps"] == pytest.approx(r["bytes"] / (r["median_ms"] * 1e-3) / 1e9, rel=1e-9)
+        assert r["pct_copy"] == pytest.approx(100 * r["gbps"] / copy, rel=1e-9)
+        if r["mode"] == "fwdbwd":
+            assert r["ops_dispatched"] > 0 and r["peak_mem_mib"] is None  # CPU: peak memory is n/a
+        if r["impl"] == "eager":
+            assert r["speedup_vs_eager"] == pytest.approx(1.0)
+
+
+def test_quick_kernel_backend_dispatches_fewer_ops(quick_run):
+    # The point of fusing: a penalty fwd+bwd is a handful of ops, not the reference's ~30.
+    _, res, _ = quick_run
+    if "cpu" not in res["meta"]["backends"]:
+        pytest.skip("the C++ CPU back end is not built here")
+    ops = {(r["name"], r["size"], r["impl"]): r["ops_dispatched"] for r in res["results"] if r["mode"] == "fwdbwd"}
+    for (name, size, impl), n in ops.items():
+        if impl == "cpu" and name.startswith("grad_penalty"):
+            assert n < ops[(name, size, "eager")], (name, size, n)
+
+
+def test_quick_csv_matches_json(quick_run):
+    out, res, _ = quick_run
+    with open(out / "results.csv", newline="") as f:
+        lines = list(csv.DictReader(f))
+    assert len(lines) == len(res["results"])
+    for line, r in zip(lines, res["results"]):
+        assert line["device"] == res["meta"]["device"] and line["torch"] == res["meta"]["torch"]
+        assert (line["name"], line["impl"], line["mode"]) == (r["name"], r["impl"], r["mode"])
+        assert float(line["median_ms"]) == pytest.approx(r["median_ms"])
+
+
+def test_quick_e2e_steps_agree(quick_run):
+    # Same weights, same batch, same alpha: every implementation's first critic loss must match the
+    # hand-written recipe (an independent formulation of WGAN-GP) to float32 rounding.
+    out, res, _ = quick_run
+    e2e = res["e2e"]
+    assert {r["model"] for r in e2e} == {"dcgan", "8gaussians"}
+    for model in ("dcgan", "8gaussians"):
+        rows = [r for r in e2e if r["model"] == model]
+        assert [r["impl"] for r in rows] == ["hand-written"] + res["meta"]["backends"]
+        base = rows[0]
+        for r in rows:
+            assert r["error"] is None and r["median_ms"] > 0, r
+            assert r["speedup_vs_eager"] == pytest.approx(base["median_ms"] / r["median_ms"], rel=1e-9)
+            assert r["first_loss"] == pytest.approx(base["first_loss"], rel=1e-4, abs=1e-4)
+    assert (out / "e2e.csv").read_text().count("\n") == len(e2e) + 1
+
+
+def test_compile_failure_is_recorded_not_raised(monkeypatch):
+    def broken(case):
+        def fn(inp):
+            raise RuntimeError("aot_autograd does not currently support double backward")
+        return fn
+
+    monkeypatch.setattr(C, "compiled_fn", broken)
+    case = C.Case("grad_penalty", "wgan-gp", (8, 3, 4, 4), torch.float32)
+    rows = R.measure_case(case, ["eager", "compiled"], torch.device("cpu"), TimerConfig.quick())
+    R.add_derived(rows, 10.0, {(case.name, case.size, case.dtype_name): case})
+    failed = [r for r in rows if r["impl"] == "compiled"]
+    assert len(failed) == 3 and all("double backward" in r["error"] and r["median_ms"] is None for r in failed)
+    for r in rows:
+        if r["impl"] == "eager":
+            assert r["median_ms"] > 0 and r["speedup_vs_compiled"] is None
+
+
+def test_byte_counts():
+    n, s = 64 * 3 * 8 * 8, 2
+    g = C.Case("grad_penalty", "r1", (64, 3, 8, 8), torch.bfloat16)
+    assert (g.bytes("fwd"), g.bytes("bwd"), g.bytes("fwdbwd")) == (n * s, 2 * n * s, 3 * n * s)
+    i = C.Case("interpolate", None, (64, 3, 8, 8), torch.float32)
+    assert i.bytes("fwdbwd") == 6 * n * 4
+    d = C.Case("d_loss", "hinge", (16,), torch.float32)
+    assert d.bytes("fwdbwd") == 6 * 16 * 4
+
+
+def test_dispatch_counter_counts_aten_ops():
+    x = torch.randn(4, 5, requires_grad=True)
+    assert count_dispatches(lambda: (x * 2).sum()) == 2
+
+
+@pytest.mark.slow
+def test_compiled_baseline_runs_and_matches():
+    case = C.Case("grad_penalty", "wgan-gp", (8, 3, 4, 4), torch.float32)
+    inp = C.make_inputs(case, torch.device("cpu"), torch.Generator().manual_seed(0))
+    R._reset_compiler()
+    got = C.compiled_fn(case)(inp)
+    want = C.reference_fn(case)(inp)
+    torch.testing.assert_close(got, want)
+    rows = R.measure_case(case, ["eager", "compiled"], torch.device("cpu"), TimerConfig.quick())
+    assert all(r["error"] is None and r["median_ms"] > 0 for r in rows)
+
+
+def test_demo_runs_and_losses_agree():
+    out = _run_cli("demo", "--device", "cpu", "--iters", "2", "--n-critic", "2", "--batch", "64", timeout=180)
+    rows = [l for l in out.splitlines() if l.strip()[:1].isdigit() and "|" in l]
+    assert len(rows) == 2
+    for line in rows:
+        cells = [c.split() for c in line.split("|")[1:]]
+        for pair in cells:  # (fast back end, reference) per column
+            a, b = map(float, pair)
+            assert a == pytest.approx(b, rel=1e-3, abs=1e-4), line
+    assert out.count("critic step with") == 2
