@@ -29,12 +29,18 @@ def _up(x: Tensor) -> Tensor:
 
 
 def softplus(x: Tensor) -> Tensor:
-    return x.clamp_min(0) + torch.log1p(torch.exp(-x.abs()))
+    """log(1 + e^x), evaluated as max(x, 0) + log1p(e^{-|x|}) by ``logaddexp(x, 0)``.
+
+    Spelling that out with ``clamp_min`` and ``abs`` gives the right value but autograd's
+    subgradient 1 at x = 0 instead of sigmoid(0) = 1/2; ``logaddexp`` differentiates correctly
+    everywhere (ties r == f are common in float16 for rpgan).
+    """
+    return torch.logaddexp(x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
 def bce_with_logits(x: Tensor, target: float) -> Tensor:
-    """BCE(x, t) = max(x, 0) - x t + log1p(e^{-|x|})."""
-    return x.clamp_min(0) - x * target + torch.log1p(torch.exp(-x.abs()))
+    """BCE(x, t) = max(x, 0) - x t + log1p(e^{-|x|}) = softplus(x) - x t."""
+    return softplus(x) - x * target
 
 
 def _reduce(x: Tensor, reduction: str) -> Tensor:

@@ -21,10 +21,11 @@
 namespace gan_kernels {
 namespace cuda_impl {
 
-// Threads per block of every kernel here (a multiple of the warp size; the block reductions
-// below assume a power of two).
+// Threads per block of the elementwise and partial-sum kernels.
 constexpr int kThreads = 256;
-static_assert((kThreads & (kThreads - 1)) == 0, "kThreads must be a power of two");
+// Vectors each thread of an elementwise kernel moves, all loads issued before any store (the
+// memory-level parallelism that keeps HBM busy).
+constexpr int kUnroll = 4;
 
 // Elements per 16-byte vector of T: 8 for half/bfloat16, 4 for float, 2 for double.
 template <typename T>
@@ -48,24 +49,69 @@ __device__ __forceinline__ void store_pack(T* p, const Pack<T, N>& x) {
   *reinterpret_cast<Pack<T, N>*>(p) = x;
 }
 
+// Sample index of the flat elements of a batch-major tensor (D elements per sample) that one
+// thread of a tiled elementwise kernel visits: one division when the thread starts, then only
+// additions as it moves kThreads vectors on (step = kThreads * VEC elements = step_s samples
+// plus step_r elements, 0 <= step_r < D, computed on the host).
+struct SampleCursor {
+  int64_t sample;
+  int64_t offset;  // of the current element inside its sample, in [0, D)
+  __device__ __forceinline__ SampleCursor(int64_t e, int64_t D) : sample(e / D), offset(e - (e / D) * D) {}
+  __device__ __forceinline__ void jump(int64_t D, int64_t step_s, int64_t step_r) {
+    sample += step_s;
+    offset += step_r;  // < 2 D: one wrap at most
+    if (offset >= D) {
+      offset -= D;
+      ++sample;
+    }
+  }
+};
+
+// Host side of SampleCursor::jump for vectors of VEC elements.
+struct TileStep {
+  int64_t samples;
+  int64_t rest;
+};
+inline TileStep tile_step(int64_t vec, int64_t D) {
+  const int64_t step = static_cast<int64_t>(kThreads) * vec;
+  return {step / D, step % D};
+}
+
+// Blocks of a tiled elementwise kernel over n elements in vectors of `vec`: one tile of
+// kThreads * kUnroll vectors per block, at least one block (it also writes the n % vec tail).
+inline unsigned int tile_blocks(int64_t n, int64_t vec) {
+  const int64_t per_block = static_cast<int64_t>(kThreads) * kUnroll;
+  const int64_t blocks = (n / vec + per_block - 1) / per_block;
+  TORCH_CHECK(blocks < (int64_t{1} << 31), "gan_kernels (CUDA): tensor too large for one launch (", n, " elements)");
+  return static_cast<unsigned int>(blocks < 1 ? 1 : blocks);
+}
+
+// Correctly rounded multiply and add that nvcc will not contract into a fused multiply-add,
+// for results that must match PyTorch's separate elementwise ops bit for bit.
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+
 inline bool aligned16(const void* p) {
   return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
-// Sum of `v` over the block in a fixed order (shared-memory tree), returned to every thread.
-// Deterministic: the pairing depends only on the thread index. Every thread of the block must
-// call it (it synchronises); `smem` holds kThreads elements and is free again on return.
-template <typename acc_t>
+// Sum of `v` over a block of kBlock threads, returned to every thread. Deterministic: a fixed
+// butterfly inside each warp, then the warp totals added in warp order (every thread does the
+// same additions in the same order, so all get the same bits). Every thread of the block must
+// call it (it synchronises); `smem` holds kBlock / 32 elements and is free again on return.
+template <int kBlock, typename acc_t>
 __device__ acc_t block_sum(acc_t v, acc_t* smem) {
-  const int tid = threadIdx.x;
-  smem[tid] = v;
+  static_assert(kBlock % 32 == 0 && kBlock <= 1024, "kBlock must be whole warps");
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+  if (threadIdx.x % 32 == 0) smem[threadIdx.x / 32] = v;
   __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
-    if (tid < half) smem[tid] += smem[tid + half];
-    __syncthreads();
-  }
-  const acc_t total = smem[0];
-  __syncthreads();  // everyone has read smem[0] before the caller reuses smem
+  acc_t total = 0;
+#pragma unroll
+  for (int w = 0; w < kBlock / 32; ++w) total += smem[w];
+  __syncthreads();  // everyone has read smem before the caller reuses it
   return total;
 }
 

@@ -1,0 +1,81 @@
+"""Call every gan_kernels CUDA op once on small tensors, for compute-sanitizer.
+
+    compute-sanitizer --tool memcheck --error-exitcode 3 python bench/sanitize.py
+
+Covers each kernel's vector path and scalar path (misaligned input, D not a multiple of the
+vector width), a multi-chunk penalty, and every dtype. Exits 0 when every call ran and the
+device synchronised cleanly, 1 otherwise (memcheck's own exit code reports memory errors).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+
+def main() -> int:
+    if not torch.cuda.is_available():
+        print("sanitize.py: no CUDA device", file=sys.stderr)
+        return 1
+    import gan_kernels  # noqa: F401  (loads gan_kernels._C)
+    from gan_kernels import _cpp
+
+    missing = [op for op in _cpp.OP_NAMES if not _cpp.has_kernel(op, "CUDA")]
+    if missing:
+        print(f"sanitize.py: no CUDA kernel for {missing} ({_cpp.LOAD_ERROR or 'built without CUDA'})", file=sys.stderr)
+        return 1
+
+    ops = torch.ops.gan_kernels
+    dev = "cuda"
+    calls = 0
+    for dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        acc = torch.float64 if dtype == torch.float64 else torch.float32
+        # losses: every d kind and g kind, every reduction
+        r = torch.randn(7, 1, 3, 3, device=dev, dtype=dtype)
+        f = torch.randn(7, 1, 3, 3, device=dev, dtype=dtype)
+        for kind in range(6):
+            for red in range(3):
+                loss, gr, gf = ops.d_loss_forward(r, f, kind, red, 1.0, 0.01, 0.0, 1.0, True)
+                calls += 1
+                if gr.numel():
+                    go = torch.ones((), device=dev, dtype=acc) if red else torch.ones_like(loss)
+                    ops.loss_backward(go, gr, gf, dtype, dtype)
+                    calls += 1
+        for kind in range(7):
+            for red in range(3):
+                ops.g_loss_forward(f, r if kind in (5, 6) else None, kind, red, 1.0, True)
+                calls += 1
+        # elementwise ops: aligned (vector path, straddling samples) and offset by one element
+        # (scalar path), D = 3 * 17 * 19 = 969
+        base = torch.randn(3 * 969 + 1, device=dev, dtype=dtype)
+        for x in (base[:-1].view(3, 3, 17, 19), base[1:].view(3, 3, 17, 19)):
+            alpha = torch.rand(3, device=dev, dtype=acc)
+            ops.interpolate_forward(x, x.flip(0), alpha)
+            ops.interpolate_backward(x, alpha, True, True)
+            ops.interpolate_backward(x, alpha, False, True)
+            calls += 3
+        # penalty: one chunk, several chunks (vector path), several chunks (scalar path)
+        for g in (
+            torch.randn(4, 3, 8, 8, device=dev, dtype=dtype),
+            torch.randn(2, 3, 64, 64, device=dev, dtype=dtype),
+            torch.randn(2, 3, 101, 67, device=dev, dtype=dtype),
+        ):
+            ist = torch.tensor(0.5, device=dev)
+            for kind in range(3):
+                for red in range(3):
+                    loss, norms = ops.grad_penalty_forward(g, kind, 1.0, 10.0, red, 1.0, ist)
+                    go = torch.ones((), device=dev, dtype=acc) if red else torch.ones(g.shape[0], device=dev, dtype=acc)
+                    ops.grad_penalty_backward(go, g, norms, kind, 1.0, 10.0, red, 1.0, ist)
+                    calls += 2
+    torch.cuda.synchronize()
+    print(f"sanitize.py: {calls} op calls ran")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Exception as e:  # a launch error or a failed check: report and fail
+        print(f"sanitize.py: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)

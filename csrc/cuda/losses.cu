@@ -1,0 +1,313 @@
+// CUDA kernels of the GAN losses: d_loss_forward, g_loss_forward and loss_backward
+// (semantics: docs/kernel_contract.md, "Losses").
+//
+// Logits are small (a batch, or a PatchGAN map of a batch), so one block computes the whole
+// loss: it walks the elements in a fixed thread-to-element mapping, writes each element's
+// gradient as it goes, and reduces the sums in a fixed-order tree. One launch, no atomics,
+// same bits every run; the relativistic means come first in the same block.
+
+#include <optional>
+#include <tuple>
+
+#include <torch/library.h>
+
+#include "common.cuh"
+
+namespace gan_kernels {
+namespace cuda_impl {
+namespace {
+
+// Threads of the single loss block: 1024 to move a 64 x 1 x 30 x 30 PatchGAN map in few steps.
+constexpr int kLossThreads = 1024;
+
+// loss = w_r * sum_i [phi_r(x_i) + drift r_i^2] + w_f * sum_j phi_f(y_j), where x_i is r_i,
+// r_i - mean(f) (relativistic) or r_i - f_i (paired), and y_j is f_j or f_j - mean(r). The fake
+// loop is skipped when paired (the fake logits only enter through x_i). `real` is null with
+// n_r = 0 when the loss has no real term. For reduction "none", loss has n elements and every
+// thread adds its fake term to the real term it wrote itself (same i in both loops).
+template <typename scalar_t, typename acc_t>
+__global__ void __launch_bounds__(kLossThreads) loss_forward_kernel(
+    const scalar_t* __restrict__ real, int64_t n_r, const scalar_t* __restrict__ fake, int64_t n_f,
+    LossSpec spec, int64_t reduction, bool compute_grad, acc_t* __restrict__ loss,
+    acc_t* __restrict__ grad_real, acc_t* __restrict__ grad_fake) {
+  __shared__ acc_t smem[kLossThreads / 32];
+  const int64_t tid = threadIdx.x;
+  const bool none = reduction == kReduceNone;
+  const bool rel = spec.mode == kModeRelativistic;
+  const bool paired = spec.mode == kModePaired;
+  const acc_t w_r = (reduction == kReduceMean && n_r > 0) ? acc_t(1) / static_cast<acc_t>(n_r) : acc_t(1);
+  const acc_t w_f = (reduction == kReduceMean && n_f > 0) ? acc_t(1) / static_cast<acc_t>(n_f) : acc_t(1);
+  const acc_t drift = static_cast<acc_t>(spec.drift);
+
+  acc_t m_r = 0;
+  acc_t m_f = 0;
+  if (rel) {  // uniform over the block: every thread takes part in block_sum
+    acc_t s = 0;
+    for (int64_t i = tid; i < n_r; i += kLossThreads) s += static_cast<acc_t>(real[i]);
+    m_r = block_sum<kLossThreads>(s, smem) / static_cast<acc_t>(n_r);
+    s = 0;
+    for (int64_t j = tid; j < n_f; j += kLossThreads) s += static_cast<acc_t>(fake[j]);
+    m_f = block_sum<kLossThreads>(s, smem) / static_cast<acc_t>(n_f);
+  }
+
+  acc_t sum_r = 0, sum_f = 0;  // sums of the loss terms
+  acc_t sum_a = 0, sum_b = 0;  // sums of the weighted term derivatives (relativistic coupling)
+  for (int64_t i = tid; i < n_r; i += kLossThreads) {
+    const acc_t r = static_cast<acc_t>(real[i]);
+    const acc_t x = rel ? r - m_f : (paired ? r - static_cast<acc_t>(fake[i]) : r);
+    const acc_t v = term_value<acc_t>(spec.real, x) + drift * r * r;
+    sum_r += v;
+    if (none) loss[i] = v;
+    if (compute_grad) {
+      const acc_t a = w_r * term_grad<acc_t>(spec.real, x);
+      grad_real[i] = a + w_r * acc_t(2) * drift * r;
+      if (paired) grad_fake[i] = -a;
+      sum_a += a;
+    }
+  }
+  if (!paired) {
+    for (int64_t j = tid; j < n_f; j += kLossThreads) {
+      const acc_t f = static_cast<acc_t>(fake[j]);
+      const acc_t y = rel ? f - m_r : f;
+      const acc_t v = term_value<acc_t>(spec.fake, y);
+      sum_f += v;
+      if (none) loss[j] = (n_r > 0 ? loss[j] : acc_t(0)) + v;
+      if (compute_grad) {
+        const acc_t b = w_f * term_grad<acc_t>(spec.fake, y);
+        grad_fake[j] = b;
+        sum_b += b;
+      }
+    }
+  }
+
+  if (!none) {
+    const acc_t total_r = block_sum<kLossThreads>(sum_r, smem);
+    const acc_t total_f = block_sum<kLossThreads>(sum_f, smem);
+    if (tid == 0) loss[0] = w_r * total_r + w_f * total_f;
+  }
+  if (rel && compute_grad) {
+    // Every real logit also moves mean(r), which every fake term sees, and vice versa.
+    const acc_t total_a = block_sum<kLossThreads>(sum_a, smem);
+    const acc_t total_b = block_sum<kLossThreads>(sum_b, smem);
+    const acc_t corr_r = total_b / static_cast<acc_t>(n_r);
+    const acc_t corr_f = total_a / static_cast<acc_t>(n_f);
+    for (int64_t i = tid; i < n_r; i += kLossThreads) grad_real[i] -= corr_r;
+    for (int64_t j = tid; j < n_f; j += kLossThreads) grad_fake[j] -= corr_f;
+  }
+}
+
+// Runs one loss. `real` may be undefined (no real term). Returns (loss, grad_real, grad_fake)
+// with the shapes and dtypes of gan_kernels/_fake.py; `loss_like` gives the "none" loss shape.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> run_loss(const at::Tensor& real, const at::Tensor& fake,
+                                                        const LossSpec& spec, int64_t reduction,
+                                                        bool compute_grad, const at::Tensor& loss_like) {
+  check_reduction(reduction);
+  TORCH_CHECK(fake.is_cuda(), "gan_kernels (CUDA): the logits must be CUDA tensors");
+  const bool has_real = real.defined();
+  const bool none = reduction == kReduceNone;
+  const bool rel = spec.mode == kModeRelativistic;
+  const bool paired = spec.mode == kModePaired;
+  if (has_real) {
+    check_cuda(real, fake, "real logits");
+    TORCH_CHECK(real.scalar_type() == fake.scalar_type(), "gan_kernels (CUDA): real and fake logits must have the same dtype");
+    if (paired || none) {
+      TORCH_CHECK(real.sizes() == fake.sizes(), "gan_kernels (CUDA): real and fake logits must have the same shape for ",
+                  paired ? "a paired loss" : "reduction 'none'", ", got ", real.sizes(), " and ", fake.sizes());
+    }
+  } else {
+    TORCH_CHECK(!rel && !paired, "gan_kernels (CUDA): this loss kind needs the real logits");
+  }
+  TORCH_CHECK(!(rel && has_real && (real.numel() == 0 || fake.numel() == 0)),
+              "gan_kernels (CUDA): the relativistic loss needs non-empty logits");
+  const c10::cuda::CUDAGuard guard(fake.device());
+
+  const at::Tensor f = fake.contiguous();
+  const at::Tensor r = has_real ? real.contiguous() : at::Tensor();
+  const auto acc_opts = fake.options().dtype(acc_type_of(fake.scalar_type()));
+  const bool keep = compute_grad && !(rel && none);
+  at::Tensor loss = none ? at::empty(loss_like.sizes(), acc_opts) : at::empty({}, acc_opts);
+  at::Tensor grad_real = (keep && has_real) ? at::empty(real.sizes(), acc_opts) : at::empty({0}, acc_opts);
+  at::Tensor grad_fake = keep ? at::empty(fake.sizes(), acc_opts) : at::empty({0}, acc_opts);
+  const int64_t n_r = has_real ? r.numel() : 0;
+  const int64_t n_f = f.numel();
+  if (none && loss.numel() == 0) return {loss, grad_real, grad_fake};
+
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f.scalar_type(), "gan_kernels_loss_forward_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    loss_forward_kernel<scalar_t, acc_t><<<1, kLossThreads, 0, stream>>>(
+        has_real ? r.const_data_ptr<scalar_t>() : nullptr, n_r, f.const_data_ptr<scalar_t>(), n_f, spec, reduction,
+        keep, loss.mutable_data_ptr<acc_t>(), keep && has_real ? grad_real.mutable_data_ptr<acc_t>() : nullptr,
+        keep ? grad_fake.mutable_data_ptr<acc_t>() : nullptr);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {loss, grad_real, grad_fake};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> d_loss_forward_cuda(const at::Tensor& real, const at::Tensor& fake,
+                                                                   int64_t kind, int64_t reduction, double real_label,
+                                                                   double drift, double ls_fake, double ls_real,
+                                                                   bool compute_grad) {
+  TORCH_CHECK(kind >= kDLogistic && kind <= kDRpgan, "gan_kernels (CUDA): unknown d_loss kind code ", kind);
+  TORCH_CHECK(real.defined() && fake.defined(), "gan_kernels (CUDA): d_loss needs real and fake logits");
+  const LossSpec spec = d_loss_spec(kind, real_label, drift,
+                                    ls_fake, ls_real);
+  return run_loss(real, fake, spec, reduction, compute_grad, real);
+}
+
+// Returns (loss, grad_fake, grad_real).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> g_loss_forward_cuda(const at::Tensor& fake,
+                                                                   const std::optional<at::Tensor>& real_opt,
+                                                                   int64_t kind, int64_t reduction, double ls_target,
+                                                                   bool compute_grad) {
+  TORCH_CHECK(kind >= kGLogistic && kind <= kGRpgan, "gan_kernels (CUDA): unknown g_loss kind code ", kind);
+  const LossSpec spec = g_loss_spec(kind, ls_target);
+  const bool uses_real = spec.mode != kModeSeparate;
+  at::Tensor real = (real_opt.has_value() && real_opt->defined()) ? *real_opt : at::Tensor();
+  const bool keep = compute_grad && !(spec.mode == kModeRelativistic && reduction == kReduceNone);
+  if (!uses_real) {
+    // The kind has no real term: real logits passed anyway get a zero gradient.
+    auto out = run_loss(at::Tensor(), fake, spec, reduction, compute_grad, fake);
+    at::Tensor grad_real;
+    if (real.defined() && keep) {
+      check_cuda(real, fake, "real logits");
+      grad_real = at::zeros(real.sizes(), fake.options().dtype(acc_type_of(real.scalar_type())));
+    } else {
+      grad_real = at::empty({0}, fake.options().dtype(acc_type_of(fake.scalar_type())));
+    }
+    return {std::get<0>(out), std::get<2>(out), grad_real};
+  }
+  TORCH_CHECK(real.defined(), "gan_kernels (CUDA): this g_loss kind needs the real logits");
+  const at::ScalarType real_acc = acc_type_of(real.scalar_type());
+  // The caller promotes both to one dtype; a direct call with mixed dtypes computes in fake's.
+  const at::Tensor real_cast = real.scalar_type() == fake.scalar_type() ? real : real.to(fake.scalar_type());
+  auto out = run_loss(real_cast, fake, spec, reduction, compute_grad, fake);
+  at::Tensor grad_real = std::get<1>(out);
+  // Like the fake kernel: a kept gradient has real's accumulation dtype, an empty one fake's.
+  if (keep && grad_real.scalar_type() != real_acc) grad_real = grad_real.to(real_acc);
+  return {std::get<0>(out), std::get<2>(out), grad_real};
+}
+
+// ---------------------------------------------------------------------------------------------
+// loss_backward: a = (grad_out * saved_a).to(dtype_a), b likewise, both in one launch. The
+// output dtypes are runtime codes (one branch, uniform over the grid) so the kernel is
+// instantiated per compute type only.
+
+enum OutCode : int { kOutFloat = 0, kOutDouble = 1, kOutHalf = 2, kOutBFloat16 = 3 };
+
+int out_code(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat:
+      return kOutFloat;
+    case at::kDouble:
+      return kOutDouble;
+    case at::kHalf:
+      return kOutHalf;
+    case at::kBFloat16:
+      return kOutBFloat16;
+    default:
+      TORCH_CHECK(false, "gan_kernels (CUDA): loss_backward output dtype must be float16, bfloat16, float32 or float64, got ", t);
+  }
+  return kOutFloat;
+}
+
+template <typename acc_t>
+__device__ __forceinline__ void store_as(void* p, int64_t i, int code, acc_t v) {
+  switch (code) {
+    case kOutFloat:
+      static_cast<float*>(p)[i] = static_cast<float>(v);
+      break;
+    case kOutDouble:
+      static_cast<double*>(p)[i] = static_cast<double>(v);
+      break;
+    case kOutHalf:
+      static_cast<at::Half*>(p)[i] = static_cast<at::Half>(static_cast<float>(v));
+      break;
+    default:
+      static_cast<at::BFloat16*>(p)[i] = static_cast<at::BFloat16>(static_cast<float>(v));
+      break;
+  }
+}
+
+// Elements [0, n_a) are a's, [n_a, n_a + n_b) are b's. grad_out is read at index k * go_stride
+// (go_stride 0: one scalar for every element).
+template <typename acc_t>
+__global__ void __launch_bounds__(kThreads) loss_backward_kernel(const acc_t* __restrict__ go, int64_t go_stride,
+                                                                 const acc_t* __restrict__ sa, int64_t n_a,
+                                                                 void* out_a, int code_a,
+                                                                 const acc_t* __restrict__ sb, int64_t n_b,
+                                                                 void* out_b, int code_b) {
+  const int64_t total = n_a + n_b;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < total; k += step) {
+    if (k < n_a) {
+      store_as<acc_t>(out_a, k, code_a, go[k * go_stride] * sa[k]);
+    } else {
+      const int64_t j = k - n_a;
+      store_as<acc_t>(out_b, j, code_b, go[j * go_stride] * sb[j]);
+    }
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> loss_backward_cuda(const at::Tensor& grad_out, const at::Tensor& saved_a,
+                                                      const at::Tensor& saved_b, at::ScalarType dtype_a,
+                                                      at::ScalarType dtype_b) {
+  TORCH_CHECK(grad_out.is_cuda(), "gan_kernels (CUDA): loss_backward needs CUDA tensors");
+  check_cuda(saved_a, grad_out, "saved_a");
+  check_cuda(saved_b, grad_out, "saved_b");
+  TORCH_CHECK(at::isFloatingType(saved_a.scalar_type()) && at::isFloatingType(saved_b.scalar_type()) &&
+                  at::isFloatingType(grad_out.scalar_type()),
+              "gan_kernels (CUDA): loss_backward needs floating-point tensors");
+  const int code_a = out_code(dtype_a);
+  const int code_b = out_code(dtype_b);
+  const c10::cuda::CUDAGuard guard(grad_out.device());
+
+  at::Tensor out_a = at::empty_like(saved_a, saved_a.options().dtype(dtype_a));
+  at::Tensor out_b = at::empty_like(saved_b, saved_b.options().dtype(dtype_b));
+  const int64_t n_a = saved_a.numel();
+  const int64_t n_b = saved_b.numel();
+  if (n_a + n_b == 0) return {out_a, out_b};
+
+  const bool use_double = saved_a.scalar_type() == at::kDouble || saved_b.scalar_type() == at::kDouble ||
+                          grad_out.scalar_type() == at::kDouble;
+  const at::ScalarType acc = use_double ? at::kDouble : at::kFloat;
+  const at::Tensor sa = saved_a.to(acc).contiguous();
+  const at::Tensor sb = saved_b.to(acc).contiguous();
+  at::Tensor go = grad_out.to(acc);
+  int64_t go_stride = 0;
+  if (go.numel() != 1) {
+    // reduction "none": grad_out has the logits' shape (possibly expanded, stride 0).
+    TORCH_CHECK((n_a == 0 || go.numel() == n_a) && (n_b == 0 || go.numel() == n_b),
+                "gan_kernels (CUDA): loss_backward grad_out has ", go.numel(), " elements, expected 1 or ",
+                n_a > 0 ? n_a : n_b);
+    go = go.contiguous();
+    go_stride = 1;
+  }
+  // Written in the saved tensors' logical order; empty_like keeps a non-contiguous saved
+  // tensor's strides, so such an output is filled through a contiguous buffer.
+  at::Tensor work_a = out_a.is_contiguous() ? out_a : at::empty(saved_a.sizes(), out_a.options());
+  at::Tensor work_b = out_b.is_contiguous() ? out_b : at::empty(saved_b.sizes(), out_b.options());
+
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const int64_t blocks = grid_for(n_a + n_b, grad_out.get_device());
+  AT_DISPATCH_FLOATING_TYPES(acc, "gan_kernels_loss_backward_cuda", [&] {
+    loss_backward_kernel<scalar_t><<<static_cast<unsigned int>(blocks), kThreads, 0, stream>>>(
+        go.const_data_ptr<scalar_t>(), go_stride, sa.const_data_ptr<scalar_t>(), n_a,
+        n_a > 0 ? work_a.data_ptr() : nullptr, code_a, sb.const_data_ptr<scalar_t>(), n_b,
+        n_b > 0 ? work_b.data_ptr() : nullptr, code_b);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  if (!work_a.is_same(out_a)) out_a.copy_(work_a);
+  if (!work_b.is_same(out_b)) out_b.copy_(work_b);
+  return {out_a, out_b};
+}
+
+}  // namespace
+}  // namespace cuda_impl
+}  // namespace gan_kernels
+
+TORCH_LIBRARY_IMPL(gan_kernels, CUDA, m) {
+  m.impl("d_loss_forward", &gan_kernels::cuda_impl::d_loss_forward_cuda);
+  m.impl("g_loss_forward", &gan_kernels::cuda_impl::g_loss_forward_cuda);
+  m.impl("loss_backward", &gan_kernels::cuda_impl::loss_backward_cuda);
+}
