@@ -250,3 +250,12 @@ def test_r1_penalty_matches_hand_written(backend):
     # gradient_penalty(kind="r1", fake=None) is the same penalty with weight gamma/2
     r1b = gk.gradient_penalty(critic, real.detach(), None, "r1", weight=2.0, backend=backend)
     torch.testing.assert_close(r1b, ref)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["wgan-gp", "wgan-lp", "r1"])
+def test_nan_gradient_gives_nan_penalty_for_every_kind(backend, kind):
+    g = torch.randn(3, 6)
+    g[1, 4] = float("nan")
+    p = gk.grad_penalty(g, kind, reduction="none", backend=backend)
+    assert torch.isnan(p[1]) and torch.isfinite(p[[0, 2]]).all()

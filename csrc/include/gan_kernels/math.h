@@ -182,7 +182,7 @@ GK_HD T penalty_value(int64_t kind, T norm, T s, T center) {
     }
     case kWganLp: {
       T d = m - center;
-      d = d > T(0) ? d : T(0);
+      d = d < T(0) ? T(0) : d;  // max(0, d) that keeps a NaN (a comparison with NaN is false)
       return d * d;
     }
     case kR1:

@@ -1,0 +1,176 @@
+"""Helpers shared by the Triton kernels: accumulation dtype, exact scalars, math, launch configs.
+
+Everything here is used identically by the compiled (CUDA) path and the interpreter
+(``TRITON_INTERPRET=1``, CPU tensors); only the block sizes differ between the two.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+
+import numpy as np
+import torch
+import triton
+import triton.language as tl
+
+from .._layout import empty_batch_major, is_batch_major, match_layout
+from ..reference import acc_dtype
+
+# Read once, like triton itself: the interpreter is chosen when triton is imported.
+INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def tl_acc(dtype: torch.dtype):
+    """The Triton accumulation dtype for an input dtype (float64 stays float64)."""
+    return tl.float64 if acc_dtype(dtype) == torch.float64 else tl.float32
+
+
+def device_ctx(t: torch.Tensor):
+    """Launch on t's GPU: triton takes the device and stream from torch's *current* device."""
+    if t.is_cuda:
+        return torch.cuda.device(t.device)
+    return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------- exact scalars
+@functools.lru_cache(maxsize=256)  # the same few constants every step: skip the host-side work
+def split3(x: float, name: str):
+    """x as hi + mid + lo, three float32 numbers whose float64 sum is exactly x.
+
+    Triton passes a Python float to a kernel as float32 (compiled and interpreted alike), which
+    would round center / weight / real_label / inv_scale for float64 inputs. Three float32 pieces
+    carry 72 significand bits, enough to rebuild any float64 in float32's exponent range; a
+    value outside it is refused rather than silently rounded.
+    """
+    x = float(x)
+    if not math.isfinite(x):
+        return x, 0.0, 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        hi = float(np.float32(x))
+        mid = float(np.float32(x - hi))
+        lo = float(np.float32(x - hi - mid))
+    if (hi + mid) + lo != x:
+        raise ValueError(
+            f"gan_kernels triton back end: {name}={x!r} cannot be passed to a Triton kernel exactly "
+            "(outside float32's exponent range); use backend='cpu'/'cuda'/'reference'"
+        )
+    return hi, mid, lo
+
+
+@triton.jit
+def join3(hi, mid, lo, ACC: tl.constexpr):
+    """Rebuild a split3 scalar in ACC: exact in float64, float32(x) in float32 (as C++ casts)."""
+    if ACC == tl.float64:
+        return (tl.cast(hi, tl.float64) + tl.cast(mid, tl.float64)) + tl.cast(lo, tl.float64)
+    else:
+        return tl.cast(hi, tl.float32)
+
+
+# --------------------------------------------------------------------------- math
+@triton.jit
+def div(a, b, ACC: tl.constexpr):
+    """IEEE-rounded division (plain `/` on float32 may lower to an approximate divide on GPU)."""
+    if ACC == tl.float64:
+        return a / b
+    else:
+        return tl.div_rn(a, b)
+
+
+@triton.jit
+def sqrt(x, ACC: tl.constexpr):
+    """IEEE-rounded square root (tl.sqrt is the approximate one for float32)."""
+    if ACC == tl.float64:
+        return tl.sqrt(x)
+    else:
+        return tl.sqrt_rn(x)
+
+
+@triton.jit
+def log1p_unit(e, ACC: tl.constexpr):
+    """log1p(e) for e in [0, 1] without libdevice (the interpreter has none).
+
+    log(1 + e) alone loses everything once 1 + e rounds to 1 (softplus(-20) would be 0). Scaling
+    by e / ((1 + e) - 1) cancels the rounding of 1 + e, which makes this accurate to a few ulps.
+    """
+    u = 1.0 + e
+    safe = tl.where(u == 1.0, 2.0, u)
+    return tl.where(u == 1.0, e, tl.log(safe) * div(e, safe - 1.0, ACC))
+
+
+@triton.jit
+def sigmoid(x, ACC: tl.constexpr):
+    """Both branches only exponentiate a non-positive number (math.h's sigmoid)."""
+    e = tl.exp(-tl.abs(x))
+    return tl.where(x >= 0, div(1.0, 1.0 + e, ACC), div(e, 1.0 + e, ACC))
+
+
+# --------------------------------------------------------------------------- host-side helpers
+# These run on every call, and a small launch is host-bound: keep them cheap (triton.cdiv is a
+# constexpr_function costing ~10 us per host call in triton 3.8; _layout's checks walk strides).
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def out_like(x: torch.Tensor) -> torch.Tensor:
+    """_layout.empty_batch_major(x), with a fast path for the common contiguous input."""
+    return torch.empty_like(x) if x.is_contiguous() else empty_batch_major(x)
+
+
+def read_as(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """_layout.match_layout(x, like): x itself when both are contiguous."""
+    return x if x.is_contiguous() and like.is_contiguous() else match_layout(x, like)
+
+
+def batch_major(x: torch.Tensor) -> torch.Tensor:
+    """x if it is batch-major, else a contiguous copy (kernels walk it as flat (B, D) storage)."""
+    return x if x.is_contiguous() or is_batch_major(x) else x.contiguous()
+
+
+# --------------------------------------------------------------------------- launch configs
+def next_pow2(n: int) -> int:
+    return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
+
+
+@functools.lru_cache(maxsize=None)
+def _sm_count(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def num_sms(device: torch.device) -> int:
+    if device.type == "cuda":
+        return _sm_count(device.index if device.index is not None else torch.cuda.current_device())
+    return 4
+
+
+# Elements one program of an elementwise / row-reduction kernel handles per step, and its warps.
+# GPU values measured on an NVIDIA H200 (see the report in the README's Triton section); the
+# interpreter runs a tile as one numpy array, so small tiles there only serve to exercise the
+# multi-block paths in the tests.
+GPU_TILE = 2048  # elements per program
+GPU_WARPS = 4  # warps per program
+GPU_LOSS_BLOCK = 2048  # largest chunk of the single-program loss kernels
+_INTERP_TILE = 64
+
+
+def tile_config(b: int, d: int, device: torch.device):
+    """(ROWS, BLOCK_D, num_warps) for a (B, D) batch-major array walked tile by tile.
+
+    A tile is ROWS samples x BLOCK_D elements of each: one sample's row when D is large, several
+    rows when D is small (the 2-d gradients of a toy GAN), so a program never idles on a short row.
+    """
+    tile = _INTERP_TILE if INTERPRET or device.type != "cuda" else GPU_TILE
+    block_d = min(next_pow2(d), tile)
+    rows = max(1, min(tile // block_d, next_pow2(b)))
+    warps = 1 if INTERPRET else min(GPU_WARPS, max(1, rows * block_d // 128))
+    return rows, block_d, warps
+
+
+def loss_config(n: int, device: torch.device):
+    """(BLOCK, num_warps) of the single-program loss kernels."""
+    if INTERPRET or device.type != "cuda":
+        return 32, 1
+    block = min(max(next_pow2(n), 128), GPU_LOSS_BLOCK)
+    return block, max(1, min(8, block // 256))
