@@ -42,12 +42,16 @@ _BACKENDS: Dict[str, Backend] = {}
 _IMPLS: Dict[Tuple[str, str], Callable] = {}
 _default_backend: Optional[str] = None
 _warned: set = set()
+# resolve() results: availability does not change within a process, and asking the dispatcher
+# for every op's kernels costs ~20 us a call -- more than a small loss kernel itself.
+_resolved: Dict[tuple, Callable] = {}
 
 
 def register_backend(name: str, unavailable_reason: Callable[[], Optional[str]], runs_on: Callable[[str], bool]) -> None:
     if name not in BACKENDS:
         raise ValueError(f"unknown back end {name!r}; expected one of {list(BACKENDS)}")
     _BACKENDS[name] = Backend(name, unavailable_reason, runs_on)
+    _resolved.clear()
 
 
 def register(op: str, backend: str, impl: Callable) -> None:
@@ -56,6 +60,7 @@ def register(op: str, backend: str, impl: Callable) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"unknown back end {backend!r}; expected one of {list(BACKENDS)}")
     _IMPLS[(op, backend)] = impl
+    _resolved.clear()
 
 
 def _reason(name: str) -> Optional[str]:
@@ -87,11 +92,13 @@ def check_backend_name(name: str, allow_auto: bool = True) -> str:
 def set_backend(name: Optional[str]) -> None:
     """Set the process-wide default used by ``backend="auto"`` (None or "auto" restores auto)."""
     global _default_backend
+    _resolved.clear()
     if name is None:
         _default_backend = None
         return
     check_backend_name(name)
     _default_backend = None if name == "auto" else name
+    _resolved.clear()
 
 
 def get_backend() -> str:
@@ -121,16 +128,24 @@ def _fallback(op: str, name: str, reason: str) -> Callable:
             "Set GAN_KERNELS_STRICT=1 to make this an error.", "GAN_KERNELS_STRICT=1 is set."))
     if name not in _warned:
         _warned.add(name)
-        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+        warnings.warn(msg, RuntimeWarning, stacklevel=5)  # the user's call site
     return _IMPLS[(op, "reference")]
 
 
 def resolve(op: str, backend: str, device: torch.device) -> Callable:
     """The implementation of ``op`` to run on tensors of ``device`` for a requested back end."""
-    check_backend_name(backend)
     if backend == "auto":
         backend = get_backend()
-    dev = device.type
+    key = (op, backend, device.type, _strict(), id(_BACKENDS.get(backend)))
+    impl = _resolved.get(key)
+    if impl is None:
+        impl = _resolve(op, backend, device.type)
+        _resolved[key] = impl
+    return impl
+
+
+def _resolve(op: str, backend: str, dev: str) -> Callable:
+    check_backend_name(backend)
     if backend == "auto":
         if dev == "cuda":
             candidates = AUTO_GPU_ORDER[op]
@@ -164,3 +179,4 @@ def resolve(op: str, backend: str, device: torch.device) -> Callable:
 def reset_warnings() -> None:
     """Forget which fallback warnings were shown (for tests)."""
     _warned.clear()
+    _resolved.clear()

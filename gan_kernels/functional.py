@@ -56,6 +56,8 @@ def _check_same_device(**tensors: Optional[Tensor]) -> torch.device:
 
 
 def _promote(*tensors: Tensor):
+    if all(t.dtype == tensors[0].dtype for t in tensors[1:]):
+        return tensors
     dtype = tensors[0].dtype
     for t in tensors[1:]:
         dtype = torch.promote_types(dtype, t.dtype)
@@ -63,6 +65,8 @@ def _promote(*tensors: Tensor):
 
 
 def _check_number(value, name: str) -> float:
+    if type(value) is float or type(value) is int:  # the common case, without the ABC check
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     return float(value)
