@@ -1,10 +1,34 @@
 // CUDA kernels of the GAN losses: d_loss_forward, g_loss_forward and loss_backward
 // (semantics: docs/kernel_contract.md, "Losses").
 //
-// Logits are small (a batch, or a PatchGAN map of a batch), so one block computes the whole
-// loss: it walks the elements in a fixed thread-to-element mapping, writes each element's
-// gradient as it goes, and reduces the sums in a fixed-order tree. One launch, no atomics,
-// same bits every run; the relativistic means come first in the same block.
+// Two paths, chosen by n = max(N_r, N_f) against kOneBlockMax (reasons at the constant):
+//
+// * Small logits (a batch, a small PatchGAN map): ONE block of 1024 threads computes the whole
+//   loss. It walks the elements in a fixed thread-to-element mapping, writes each element's
+//   gradient as it goes, and reduces the sums in a fixed-order tree; the relativistic means come
+//   first in the same block. One launch, no scratch memory.
+//
+// * Large logits: a grid of kThreads-thread blocks, block b owning the fixed chunk
+//   [b P, min((b + 1) P, n)) with P = chunk_plan(n).per_block (a function of n alone, never of
+//   the SM count, so the partial sums and therefore the bits are the same on every card). Each
+//   block writes its per-element outputs and one partial sum per quantity into a scratch tensor
+//   of the accumulation dtype; a one-block finisher adds the G <= kMaxPartials partials in block
+//   order. Launches and traffic (in = input element size, acc = 4 or 8 bytes, N = N_r + N_f):
+//     SEPARATE / PAIRED: terms kernel (reads N in; writes N acc of gradients when compute_grad,
+//       n acc of loss for "none", 2 G acc of partials otherwise) + finisher (reads 2 G acc,
+//       writes the 0-dim loss; skipped for "none"). 2 launches.
+//     RELATIVISTIC: means kernel (reads N in, writes 2 G partials) + means finisher (writes m_r,
+//       m_f to scratch) + terms kernel (reads N in and the two means; writes a_k + drift part /
+//       b_k, and 4 G partials: loss_r, loss_f, sum a, sum b) + loss finisher (writes the loss and
+//       sum a, sum b to scratch) + correction kernel (reads and writes N acc). 5 launches,
+//       2 N in + 3 N acc bytes; "none" (no gradients) stops after the terms kernel.
+//   Scratch: (4 G + 4) acc at most, G <= kMaxPartials = 2048, i.e. <= 32 KiB (fp32).
+//   Nothing is read back to the host: every scalar a later kernel needs (the means, sum a,
+//   sum b) stays in device memory, so the path is CUDA-graph capturable.
+//
+// Both paths are deterministic (fixed partition, fixed-order sums, no atomics); they add in a
+// different order, so a loss of n elements may differ in the last bits between a one-block and
+// a multi-block size, never between two runs of the same size.
 
 #include <optional>
 #include <tuple>
@@ -96,6 +120,256 @@ __global__ void __launch_bounds__(kLossThreads) loss_forward_kernel(
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Multi-block path for large logits.
+
+// Above this many elements (max of N_r, N_f) the loss leaves the one-block kernel. Measured on
+// an H200 (one-block kernel): 3.4 us at 16 logits, 90 us for a 64 x 1 x 30 x 30 relativistic
+// map (57600 logits, ~1.5 ns per element while the data sit in L2), 16-22 ms for 4M logits
+// (one SM's bandwidth, from HBM). The multi-block path pays 2 launches (separate / paired) to
+// 5 (relativistic), a few microseconds in all; at ~1 ns per element on one SM that is won back
+// from several thousand elements on. 8192 keeps every batch-of-logits and small PatchGAN map
+// on the single launch and sends the 64 x 1 x 30 x 30 map and anything larger to the grid.
+// (An estimate from the numbers above, not a measured crossover: the benchmarks may move it.)
+constexpr int64_t kOneBlockMax = 8192;
+// At most this many blocks (and partial sums per quantity): bounds the scratch and the
+// finisher's serial part (two partials per finisher thread).
+constexpr int64_t kMaxPartials = 2048;
+// Elements per block at least: four per thread, so a block does some work for its launch.
+constexpr int64_t kMinChunk = static_cast<int64_t>(kThreads) * 4;
+// Threads of the one-block finishers.
+constexpr int kFinishThreads = 1024;
+
+// The partition of [0, n) into blocks: a function of n only (determinism across cards).
+struct ChunkPlan {
+  int64_t per_block;    // a multiple of kThreads, >= kMinChunk
+  unsigned int blocks;  // ceil(n / per_block), in [1, kMaxPartials]
+};
+
+inline ChunkPlan chunk_plan(int64_t n) {
+  // per_block >= ceil(n / kMaxPartials) makes ceil(n / per_block) <= kMaxPartials.
+  int64_t per = (n + kMaxPartials - 1) / kMaxPartials;
+  per = (per + kThreads - 1) / kThreads * kThreads;
+  if (per < kMinChunk) per = kMinChunk;
+  int64_t blocks = (n + per - 1) / per;
+  if (blocks < 1) blocks = 1;
+  return {per, static_cast<unsigned int>(blocks)};
+}
+
+// Chunk [begin, end) of the calling block.
+struct Chunk {
+  int64_t begin, end;
+};
+
+__device__ __forceinline__ Chunk block_chunk(int64_t n, int64_t per_block) {
+  const int64_t begin = static_cast<int64_t>(blockIdx.x) * per_block;
+  const int64_t end = begin + per_block < n ? begin + per_block : n;
+  return {begin, end};
+}
+
+// Relativistic means, first half: block b writes part[b] = sum of its chunk of r and
+// part[G + b] = the same of f (G = gridDim.x).
+template <typename scalar_t, typename acc_t>
+__global__ void __launch_bounds__(kThreads) mean_partials_kernel(const scalar_t* __restrict__ real, int64_t n_r,
+                                                                 const scalar_t* __restrict__ fake, int64_t n_f,
+                                                                 int64_t per_block, acc_t* __restrict__ part) {
+  __shared__ acc_t smem[kThreads / 32];
+  const Chunk c = block_chunk(n_r > n_f ? n_r : n_f, per_block);
+  acc_t sr = 0, sf = 0;
+  for (int64_t k = c.begin + threadIdx.x; k < c.end; k += kThreads) {
+    if (k < n_r) sr += static_cast<acc_t>(real[k]);
+    if (k < n_f) sf += static_cast<acc_t>(fake[k]);
+  }
+  sr = block_sum<kThreads>(sr, smem);
+  sf = block_sum<kThreads>(sf, smem);
+  if (threadIdx.x == 0) {
+    part[blockIdx.x] = sr;
+    part[gridDim.x + blockIdx.x] = sf;
+  }
+}
+
+// Sum of the g partials of one quantity, in a fixed order, returned to every thread of the
+// (single) finisher block.
+template <typename acc_t>
+__device__ __forceinline__ acc_t partials_total(const acc_t* row, int64_t g, acc_t* smem) {
+  acc_t s = 0;
+  for (int64_t b = threadIdx.x; b < g; b += kFinishThreads) s += row[b];
+  return block_sum<kFinishThreads>(s, smem);
+}
+
+// Relativistic means, second half: means[0] = m_r, means[1] = m_f (device memory, read by the
+// terms kernel: no round trip through the host).
+template <typename acc_t>
+__global__ void __launch_bounds__(kFinishThreads) finish_means_kernel(const acc_t* part, int64_t g, int64_t n_r,
+                                                                      int64_t n_f, acc_t* means) {
+  __shared__ acc_t smem[kFinishThreads / 32];
+  const acc_t tr = partials_total(part, g, smem);
+  const acc_t tf = partials_total(part + g, g, smem);
+  if (threadIdx.x == 0) {
+    means[0] = tr / static_cast<acc_t>(n_r);
+    means[1] = tf / static_cast<acc_t>(n_f);
+  }
+}
+
+// Per-element terms of every mode, the same formulas as loss_forward_kernel with one element k
+// per iteration covering both real index k (k < n_r) and fake index k (k < n_f). Relativistic:
+// means = {m_r, m_f} in device memory, and grad_real / grad_fake get the uncorrected
+// a_k + 2 W_r drift r_k / b_k. `part` (null for "none") receives nsums rows of G partials:
+// loss_r, loss_f, then (nsums == 4) sum a, sum b.
+template <typename scalar_t, typename acc_t>
+__global__ void __launch_bounds__(kThreads) loss_terms_kernel(
+    const scalar_t* __restrict__ real, int64_t n_r, const scalar_t* __restrict__ fake, int64_t n_f,
+    int64_t per_block, LossSpec spec, int64_t reduction, bool compute_grad, const acc_t* means,
+    acc_t* __restrict__ loss, acc_t* __restrict__ grad_real, acc_t* __restrict__ grad_fake, acc_t* part,
+    int nsums) {
+  __shared__ acc_t smem[kThreads / 32];
+  const bool none = reduction == kReduceNone;
+  const bool rel = spec.mode == kModeRelativistic;
+  const bool paired = spec.mode == kModePaired;
+  const acc_t w_r = (reduction == kReduceMean && n_r > 0) ? acc_t(1) / static_cast<acc_t>(n_r) : acc_t(1);
+  const acc_t w_f = (reduction == kReduceMean && n_f > 0) ? acc_t(1) / static_cast<acc_t>(n_f) : acc_t(1);
+  const acc_t drift = static_cast<acc_t>(spec.drift);
+  const acc_t m_r = rel ? means[0] : acc_t(0);
+  const acc_t m_f = rel ? means[1] : acc_t(0);
+
+  const Chunk c = block_chunk(n_r > n_f ? n_r : n_f, per_block);
+  acc_t sum_r = 0, sum_f = 0, sum_a = 0, sum_b = 0;
+  for (int64_t k = c.begin + threadIdx.x; k < c.end; k += kThreads) {
+    acc_t lv = 0;  // this element's "none" loss
+    if (k < n_r) {
+      const acc_t r = static_cast<acc_t>(real[k]);
+      const acc_t x = rel ? r - m_f : (paired ? r - static_cast<acc_t>(fake[k]) : r);
+      const acc_t v = term_value<acc_t>(spec.real, x) + drift * r * r;
+      sum_r += v;
+      lv = v;
+      if (compute_grad) {
+        const acc_t a = w_r * term_grad<acc_t>(spec.real, x);
+        grad_real[k] = a + w_r * acc_t(2) * drift * r;
+        if (paired) grad_fake[k] = -a;
+        sum_a += a;
+      }
+    }
+    if (!paired && k < n_f) {
+      const acc_t f = static_cast<acc_t>(fake[k]);
+      const acc_t y = rel ? f - m_r : f;
+      const acc_t v = term_value<acc_t>(spec.fake, y);
+      sum_f += v;
+      // As the one-block kernel: the real term (0 when there is none) plus the fake term.
+      lv = (k < n_r ? lv : acc_t(0)) + v;
+      if (compute_grad) {
+        const acc_t b = w_f * term_grad<acc_t>(spec.fake, y);
+        grad_fake[k] = b;
+        sum_b += b;
+      }
+    }
+    if (none) loss[k] = lv;
+  }
+
+  if (part != nullptr) {  // uniform over the grid: every thread takes part in block_sum
+    const unsigned int g = gridDim.x;
+    const acc_t tr = block_sum<kThreads>(sum_r, smem);
+    const acc_t tf = block_sum<kThreads>(sum_f, smem);
+    acc_t ta = 0, tb = 0;
+    if (nsums == 4) {
+      ta = block_sum<kThreads>(sum_a, smem);
+      tb = block_sum<kThreads>(sum_b, smem);
+    }
+    if (threadIdx.x == 0) {
+      part[blockIdx.x] = tr;
+      part[g + blockIdx.x] = tf;
+      if (nsums == 4) {
+        part[2 * static_cast<int64_t>(g) + blockIdx.x] = ta;
+        part[3 * static_cast<int64_t>(g) + blockIdx.x] = tb;
+      }
+    }
+  }
+}
+
+// loss[0] = W_r sum loss_r + W_f sum loss_f; with nsums == 4 also sums[0] = sum a, sums[1] = sum b
+// (device memory, read by the correction kernel).
+template <typename acc_t>
+__global__ void __launch_bounds__(kFinishThreads) finish_loss_kernel(const acc_t* part, int64_t g, int nsums,
+                                                                     int64_t n_r, int64_t n_f, int64_t reduction,
+                                                                     acc_t* loss, acc_t* sums) {
+  __shared__ acc_t smem[kFinishThreads / 32];
+  const acc_t w_r = (reduction == kReduceMean && n_r > 0) ? acc_t(1) / static_cast<acc_t>(n_r) : acc_t(1);
+  const acc_t w_f = (reduction == kReduceMean && n_f > 0) ? acc_t(1) / static_cast<acc_t>(n_f) : acc_t(1);
+  const acc_t total_r = partials_total(part, g, smem);
+  const acc_t total_f = partials_total(part + g, g, smem);
+  if (threadIdx.x == 0) loss[0] = w_r * total_r + w_f * total_f;
+  if (nsums == 4) {
+    const acc_t total_a = partials_total(part + 2 * g, g, smem);
+    const acc_t total_b = partials_total(part + 3 * g, g, smem);
+    if (threadIdx.x == 0) {
+      sums[0] = total_a;
+      sums[1] = total_b;
+    }
+  }
+}
+
+// Relativistic coupling: every real logit also moves mean(r), which every fake term sees, and
+// vice versa. sums = {sum a, sum b} from finish_loss_kernel.
+template <typename acc_t>
+__global__ void __launch_bounds__(kThreads) relativistic_correction_kernel(int64_t n_r, int64_t n_f,
+                                                                           int64_t per_block, const acc_t* sums,
+                                                                           acc_t* __restrict__ grad_real,
+                                                                           acc_t* __restrict__ grad_fake) {
+  const acc_t corr_r = sums[1] / static_cast<acc_t>(n_r);
+  const acc_t corr_f = sums[0] / static_cast<acc_t>(n_f);
+  const Chunk c = block_chunk(n_r > n_f ? n_r : n_f, per_block);
+  for (int64_t k = c.begin + threadIdx.x; k < c.end; k += kThreads) {
+    if (k < n_r) grad_real[k] -= corr_r;
+    if (k < n_f) grad_fake[k] -= corr_f;
+  }
+}
+
+// Launches the multi-block path on `stream`. Pointers as for loss_forward_kernel; grad pointers
+// are null when `keep` is false, `real` null with n_r = 0 when there is no real term.
+template <typename scalar_t, typename acc_t>
+void launch_large_loss(const scalar_t* real, int64_t n_r, const scalar_t* fake, int64_t n_f, const LossSpec& spec,
+                       int64_t reduction, bool keep, acc_t* loss, acc_t* grad_real, acc_t* grad_fake,
+                       const at::TensorOptions& acc_opts, cudaStream_t stream) {
+  const bool none = reduction == kReduceNone;
+  const bool rel = spec.mode == kModeRelativistic;
+  const ChunkPlan plan = chunk_plan(n_r > n_f ? n_r : n_f);
+  const int64_t g = plan.blocks;
+  const int nsums = (rel && keep) ? 4 : 2;
+  // Rows of G partials, then m_r, m_f, sum a, sum b. The terms kernel's partials overwrite the
+  // means kernel's (rows 0 and 1) only after the means finisher has read them (stream order).
+  at::Tensor scratch;
+  acc_t* part = nullptr;
+  acc_t* means = nullptr;
+  acc_t* sums = nullptr;
+  if (rel || !none) {
+    scratch = at::empty({4 * g + 4}, acc_opts);
+    part = scratch.mutable_data_ptr<acc_t>();
+    means = part + 4 * g;
+    sums = part + 4 * g + 2;
+  }
+  if (rel) {
+    mean_partials_kernel<scalar_t, acc_t><<<plan.blocks, kThreads, 0, stream>>>(real, n_r, fake, n_f, plan.per_block,
+                                                                               part);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    finish_means_kernel<acc_t><<<1, kFinishThreads, 0, stream>>>(part, g, n_r, n_f, means);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  loss_terms_kernel<scalar_t, acc_t><<<plan.blocks, kThreads, 0, stream>>>(
+      real, n_r, fake, n_f, plan.per_block, spec, reduction, keep, means, loss, grad_real, grad_fake,
+      none ? nullptr : part, nsums);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  if (!none) {
+    finish_loss_kernel<acc_t><<<1, kFinishThreads, 0, stream>>>(part, g, nsums, n_r, n_f, reduction, loss, sums);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  // keep is false for relativistic "none" (the autograd Function differentiates the reference),
+  // so the sums always exist here.
+  if (rel && keep) {
+    relativistic_correction_kernel<acc_t><<<plan.blocks, kThreads, 0, stream>>>(n_r, n_f, plan.per_block, sums,
+                                                                                grad_real, grad_fake);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+}
+
 // Runs one loss. `real` may be undefined (no real term). Returns (loss, grad_real, grad_fake)
 // with the shapes and dtypes of gan_kernels/_fake.py; `loss_like` gives the "none" loss shape.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> run_loss(const at::Tensor& real, const at::Tensor& fake,
@@ -135,11 +409,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> run_loss(const at::Tensor& real, 
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f.scalar_type(), "gan_kernels_loss_forward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    loss_forward_kernel<scalar_t, acc_t><<<1, kLossThreads, 0, stream>>>(
-        has_real ? r.const_data_ptr<scalar_t>() : nullptr, n_r, f.const_data_ptr<scalar_t>(), n_f, spec, reduction,
-        keep, loss.mutable_data_ptr<acc_t>(), keep && has_real ? grad_real.mutable_data_ptr<acc_t>() : nullptr,
-        keep ? grad_fake.mutable_data_ptr<acc_t>() : nullptr);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    const scalar_t* rp = has_real ? r.const_data_ptr<scalar_t>() : nullptr;
+    const scalar_t* fp = f.const_data_ptr<scalar_t>();
+    acc_t* lp = loss.mutable_data_ptr<acc_t>();
+    acc_t* grp = keep && has_real ? grad_real.mutable_data_ptr<acc_t>() : nullptr;
+    acc_t* gfp = keep ? grad_fake.mutable_data_ptr<acc_t>() : nullptr;
+    if ((n_r > n_f ? n_r : n_f) > kOneBlockMax) {
+      launch_large_loss<scalar_t, acc_t>(rp, n_r, fp, n_f, spec, reduction, keep, lp, grp, gfp, acc_opts, stream);
+    } else {
+      loss_forward_kernel<scalar_t, acc_t><<<1, kLossThreads, 0, stream>>>(rp, n_r, fp, n_f, spec, reduction, keep,
+                                                                           lp, grp, gfp);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
   });
   return {loss, grad_real, grad_fake};
 }
