@@ -38,17 +38,22 @@ def has_kernel(op: str, dispatch_key: str) -> bool:
 _BUILD_HINT = "build it with `pip install --no-build-isolation -e .` (see README, 'Build switches')"
 
 
+# Which kernels the loaded library has cannot change after it loads: ask the dispatcher once, here,
+# so that choosing a back end inside a torch.compile trace is plain Python (no graph break).
+_MISSING = {key: [op for op in OP_NAMES if not has_kernel(op, key)] for key in ("CPU", "CUDA")}
+
+
 def _cpu_reason() -> Optional[str]:
     if LOAD_ERROR is not None:
         return f"gan_kernels._C failed to load ({LOAD_ERROR}); {_BUILD_HINT}"
-    missing = [op for op in OP_NAMES if not has_kernel(op, "CPU")]
+    missing = _MISSING["CPU"]
     return f"gan_kernels._C has no CPU kernel for {missing}" if missing else None
 
 
 def _cuda_reason() -> Optional[str]:
     if LOAD_ERROR is not None:
         return f"gan_kernels._C failed to load ({LOAD_ERROR}); {_BUILD_HINT}"
-    missing = [op for op in OP_NAMES if not has_kernel(op, "CUDA")]
+    missing = _MISSING["CUDA"]
     if missing:
         return (
             "gan_kernels._C was built without CUDA kernels (needs nvcc and a CUDA build of torch at "

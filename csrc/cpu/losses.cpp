@@ -41,12 +41,20 @@ struct LossResult {
   at::Tensor loss, grad_real, grad_fake;
 };
 
+// Running sums of the loss terms. Each term is computed in acc_t<T> (float32
+// for float32 / half inputs); only the running sums are widened to double, so
+// a reduced loss of thousands of terms whose real and fake parts cancel (the
+// Wasserstein loss) keeps float32's accuracy, whatever the number of terms.
+using LossSum = double;
+
 // The loss of `spec` over real logits r (N_r may be 0: no real term) and fake
-// logits f. keep_grad: write grad_real / grad_fake.
+// logits f, with the per-element gradients when compute_grad (and the
+// Jacobian is diagonal).
 template <typename T>
 LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, const at::Tensor& fake_in,
                      int64_t reduction, bool compute_grad) {
   using A = acc_t<T>;
+  using S = LossSum;
   const at::ScalarType acc = acc_type_of(fake_in.scalar_type());
   const bool none = reduction == kReduceNone;
   const bool relativistic = spec.mode == kModeRelativistic;
@@ -68,15 +76,15 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
   A* gr = keep && nr ? res.grad_real.data_ptr<A>() : nullptr;
   A* gf = keep ? res.grad_fake.data_ptr<A>() : nullptr;
   auto W = [&](int64_t n) { return reduction == kReduceMean ? A(1) / static_cast<A>(n) : A(1); };
-  auto reduce = [&](A s, int64_t n) { return reduction == kReduceMean ? s / static_cast<A>(n) : s; };
+  auto reduce = [&](S s, int64_t n) { return static_cast<A>(reduction == kReduceMean ? s / static_cast<S>(n) : s); };
 
   if (paired) {
     TORCH_CHECK(nr == nf, "gan_kernels: paired (rpgan) logits must have the same number of elements, got ",
                 nr, " and ", nf);
     const A w = W(nf);
     // Loss term and gradient of x = r - f, in one pass.
-    auto s = chunked_sum<1, A>(nf, kLossChunk, [&](int64_t lo, int64_t hi) {
-      A acc_v = A(0);
+    auto s = chunked_sum<1, S>(nf, kLossChunk, [&](int64_t lo, int64_t hi) {
+      S acc_v = S(0);
       for (int64_t i = lo; i < hi; ++i) {
         const A rv = static_cast<A>(rp[i]), x = rv - static_cast<A>(fp[i]);
         const A v = term_value<A>(tr, x) + drift * rv * rv;
@@ -87,7 +95,7 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
           gf[i] = -w * d;
         }
       }
-      return std::array<A, 1>{acc_v};
+      return std::array<S, 1>{acc_v};
     });
     if (!none) lp[0] = reduce(s[0], nf);
     return res;
@@ -97,12 +105,12 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
   if (relativistic) {
     TORCH_CHECK(nr > 0, "gan_kernels: the relativistic loss needs real logits");
     auto mean_of = [&](const T* p, int64_t n) {
-      auto s = chunked_sum<1, A>(n, kLossChunk, [&](int64_t lo, int64_t hi) {
-        A a = A(0);
+      auto s = chunked_sum<1, S>(n, kLossChunk, [&](int64_t lo, int64_t hi) {
+        S a = S(0);
         for (int64_t i = lo; i < hi; ++i) a += static_cast<A>(p[i]);
-        return std::array<A, 1>{a};
+        return std::array<S, 1>{a};
       });
-      return s[0] / static_cast<A>(n);
+      return static_cast<A>(s[0] / static_cast<S>(n));
     };
     m_r = mean_of(rp, nr);
     m_f = mean_of(fp, nf);
@@ -115,10 +123,10 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
   // Real term (shifted by mean f when relativistic): returns (sum of values,
   // sum of a_i = W_r phi'), the latter for the relativistic cross term.
   const A wr = nr ? W(nr) : A(0), wf = W(nf);
-  std::array<A, 2> sr{};
+  std::array<S, 2> sr{};
   if (nr) {
-    sr = chunked_sum<2, A>(nr, kLossChunk, [&](int64_t lo, int64_t hi) {
-      A sv = A(0), sa = A(0);
+    sr = chunked_sum<2, S>(nr, kLossChunk, [&](int64_t lo, int64_t hi) {
+      S sv = S(0), sa = S(0);
       for (int64_t i = lo; i < hi; ++i) {
         const A rv = static_cast<A>(rp[i]), x = rv - m_f;
         const A v = term_value<A>(tr, x) + drift * rv * rv;
@@ -129,11 +137,11 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
           sa += a;
         }
       }
-      return std::array<A, 2>{sv, sa};
+      return std::array<S, 2>{sv, sa};
     });
   }
-  std::array<A, 2> sf = chunked_sum<2, A>(nf, kLossChunk, [&](int64_t lo, int64_t hi) {
-    A sv = A(0), sb = A(0);
+  std::array<S, 2> sf = chunked_sum<2, S>(nf, kLossChunk, [&](int64_t lo, int64_t hi) {
+    S sv = S(0), sb = S(0);
     for (int64_t i = lo; i < hi; ++i) {
       const A x = static_cast<A>(fp[i]) - m_r;
       const A v = term_value<A>(tf, x);
@@ -148,13 +156,14 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
         sb += b;
       }
     }
-    return std::array<A, 2>{sv, sb};
+    return std::array<S, 2>{sv, sb};
   });
+  // Each term reduced on its own, then added, as the reference does.
   if (!none) lp[0] = (nr ? reduce(sr[0], nr) : A(0)) + reduce(sf[0], nf);
   if (relativistic && keep) {
     // d/dr_k of the fake term through mean r, and d/df_k of the real term
     // through mean f: constants per tensor.
-    const A cr = sf[1] / static_cast<A>(nr), cf = sr[1] / static_cast<A>(nf);
+    const A cr = static_cast<A>(sf[1] / static_cast<S>(nr)), cf = static_cast<A>(sr[1] / static_cast<S>(nf));
     at::parallel_for(0, nr, kStreamGrain, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) gr[i] -= cr;
     });
@@ -176,8 +185,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> d_loss_forward_cpu(
   check_codes(reduction);
   TORCH_CHECK(kind >= kDLogistic && kind <= kDRpgan, "gan_kernels: unknown d_loss kind code ", kind);
   TORCH_CHECK(real.scalar_type() == fake.scalar_type(), "gan_kernels: real and fake must have the same dtype");
-  const LossSpec spec = d_loss_spec(kind, static_cast<float>(real_label), static_cast<float>(drift),
-                                    static_cast<float>(ls_fake), static_cast<float>(ls_real));
+  const LossSpec spec = d_loss_spec(kind, real_label, drift,
+                                    ls_fake, ls_real);
   const Logits r = logits_of(real), f = logits_of(fake);
   LossResult res;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, real.scalar_type(), "d_loss_forward_cpu", [&] {
@@ -192,7 +201,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> g_loss_forward_cpu(
     double ls_target, bool compute_grad) {
   check_codes(reduction);
   TORCH_CHECK(kind >= kGLogistic && kind <= kGRpgan, "gan_kernels: unknown g_loss kind code ", kind);
-  const LossSpec spec = g_loss_spec(kind, static_cast<float>(ls_target));
+  const LossSpec spec = g_loss_spec(kind, ls_target);
   const bool has_real = real.has_value() && real->defined();
   if (spec.mode != kModeSeparate) {
     TORCH_CHECK(has_real, "gan_kernels: this g_loss kind needs real logits");
@@ -230,24 +239,30 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cpu(const at::Tensor& grad_out,
     const at::Tensor s = saved.contiguous();
     const at::ScalarType acc = s.scalar_type();
     TORCH_CHECK(acc == at::kFloat || acc == at::kDouble, "gan_kernels: saved gradients must be float32/64");
-    // grad_out: 0-dim, or saved's shape with any strides (an expanded one has
-    // zero strides); small, so read it contiguously.
+    // grad_out: 0-dim (read in place, no tensor op: this path is overhead-
+    // bound at typical batch sizes), or saved's shape with any strides (an
+    // expanded one has zero strides); small, so read it contiguously.
     const bool scalar = grad_out.numel() == 1;
     if (!scalar) {
       TORCH_CHECK(grad_out.numel() == saved.numel(), "gan_kernels: grad_out has ", grad_out.numel(),
                   " elements but the saved gradient has ", saved.numel());
     }
-    const at::Tensor g = grad_out.to(acc).reshape({-1}).contiguous();
+    const at::Tensor g = scalar ? grad_out : grad_out.to(acc).reshape({-1}).contiguous();
     const int64_t n = s.numel();
     AT_DISPATCH_FLOATING_TYPES(acc, "loss_backward_cpu_acc", [&] {
       using A = scalar_t;
       const A* sp = s.const_data_ptr<A>();
-      const A* gp = g.const_data_ptr<A>();
+      A go = A(0);
+      if (scalar) {
+        AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "loss_backward_cpu_go", [&] {
+          go = static_cast<A>(*g.const_data_ptr<scalar_t>());
+        });
+      }
+      const A* gp = scalar ? nullptr : g.const_data_ptr<A>();
       AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "loss_backward_cpu", [&] {
         scalar_t* op = out.data_ptr<scalar_t>();
         at::parallel_for(0, n, kStreamGrain, [&](int64_t lo, int64_t hi) {
           if (scalar) {
-            const A go = gp[0];
             for (int64_t i = lo; i < hi; ++i) op[i] = static_cast<scalar_t>(go * sp[i]);
           } else {
             for (int64_t i = lo; i < hi; ++i) op[i] = static_cast<scalar_t>(gp[i] * sp[i]);

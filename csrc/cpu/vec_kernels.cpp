@@ -11,6 +11,10 @@
 #include <cstring>
 #include <type_traits>
 
+// The 64-byte vector types only live inside always-inlined helpers, never at
+// a call boundary, so the ABI note about passing them is moot.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace gan_kernels {
 namespace cpu {
 namespace {
@@ -48,7 +52,7 @@ constexpr int lanes() {
 }
 
 template <typename T, typename V = typename Vec<acc_t<T>>::type>
-GK_INLINE V load(const T* p) {
+GK_INLINE V vload(const T* p) {
   V v;
   if constexpr (std::is_same_v<T, acc_t<T>>) {
     std::memcpy(&v, p, sizeof(V));
@@ -61,7 +65,7 @@ GK_INLINE V load(const T* p) {
 }
 
 template <typename T, typename V>
-GK_INLINE void store(T* p, V v) {
+GK_INLINE void vstore(T* p, V v) {
   if constexpr (std::is_same_v<T, acc_t<T>>) {
     std::memcpy(p, &v, sizeof(V));
   } else {
@@ -81,12 +85,12 @@ GK_INLINE acc_t<T> sumsq_impl(const T* x, int64_t n) {
   V s0 = {}, s1 = {};
   int64_t i = 0;
   for (; i + 2 * L <= n; i += 2 * L) {
-    V a = load<T>(x + i), b = load<T>(x + i + L);
+    V a = vload<T>(x + i), b = vload<T>(x + i + L);
     s0 += a * a;
     s1 += b * b;
   }
   for (; i + L <= n; i += L) {
-    V a = load<T>(x + i);
+    V a = vload<T>(x + i);
     s0 += a * a;
   }
   s0 += s1;
@@ -110,7 +114,7 @@ GK_INLINE void scale_impl(const T* x, T* out, acc_t<T> k, int64_t n) {
   constexpr int L = lanes<T>();
   const V kv = V{} + k;
   int64_t i = 0;
-  for (; i + L <= n; i += L) store(out + i, kv * load<T>(x + i));
+  for (; i + L <= n; i += L) vstore(out + i, kv * vload<T>(x + i));
   for (; i < n; ++i) out[i] = static_cast<T>(k * static_cast<A>(x[i]));
 }
 
@@ -121,7 +125,7 @@ GK_INLINE void lerp_impl(const T* r, const T* f, T* out, acc_t<T> a, acc_t<T> b,
   constexpr int L = lanes<T>();
   const V av = V{} + a, bv = V{} + b;
   int64_t i = 0;
-  for (; i + L <= n; i += L) store(out + i, av * load<T>(r + i) + bv * load<T>(f + i));
+  for (; i + L <= n; i += L) vstore(out + i, av * vload<T>(r + i) + bv * vload<T>(f + i));
   for (; i < n; ++i) out[i] = static_cast<T>(a * static_cast<A>(r[i]) + b * static_cast<A>(f[i]));
 }
 
@@ -133,9 +137,9 @@ GK_INLINE void scale2_impl(const T* g, T* dr, T* df, acc_t<T> a, acc_t<T> b, int
   const V av = V{} + a, bv = V{} + b;
   int64_t i = 0;
   for (; i + L <= n; i += L) {
-    V v = load<T>(g + i);
-    store(dr + i, av * v);
-    store(df + i, bv * v);
+    V v = vload<T>(g + i);
+    vstore(dr + i, av * v);
+    vstore(df + i, bv * v);
   }
   for (; i < n; ++i) {
     A v = static_cast<A>(g[i]);
