@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole GPU check in one run, for a machine with a CUDA GPU (e.g. the lent H100/H200):
-# build in place, compute-sanitizer on every kernel, every GPU-marked test, the benchmarks.
-# Everything lands in $OUT (default ./out): logs, the benchmark JSON/CSV/plots, a summary.
+# build in place, the CUDA back end's GPU tests, compute-sanitizer on every kernel, the Triton
+# back end's GPU tests, the other GPU-marked tests, then the benchmarks.
 # The steps share one time budget, BUDGET seconds (default 540), most important first, so a
-# short device lease still yields the build, the sanitizer and the correctness tests.
+# short device lease still yields the build and the correctness tests.
+# Results land in $OUT (default ./out): logs/{summary,build,tests,sanitize,bench}.log and
+# bench.tar.gz (the benchmark JSON/CSV/table/plots) -- few files, as a lent machine returns few.
 # Usage: OUT=/some/dir BUDGET=300 bash bench/gpu_check.sh   (needs torch with CUDA, triton, pytest, ninja)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,13 +19,23 @@ if [ -z "${CUDA_HOME:-}" ] && [ -d /usr/local/cuda ]; then export CUDA_HOME=/usr
 PY=${PYTHON:-python3}
 BUDGET=${BUDGET:-540}
 START=$(date +%s)
+BENCH_DIR=$(mktemp -d)
 left() { echo $(( BUDGET - ($(date +%s) - START) )); }
 step() { echo "== $(date +%T) (+$(( $(date +%s) - START ))s) $*" | tee -a "$L/summary.txt"; }
 finish() {
   step "done"
-  tar czf "$OUT/results.tar.gz" -C "$OUT" logs $( [ -d "$OUT/bench" ] && echo bench ) 2>/dev/null
-  cp "$L/summary.txt" "$OUT/summary.txt"
+  if [ -n "$(ls -A "$BENCH_DIR" 2>/dev/null)" ]; then tar czf "$OUT/bench.tar.gz" -C "$BENCH_DIR" .; fi
   exit "${1:-0}"
+}
+run_tests() {  # run_tests "<pytest selection>": GPU-marked tests only, appended to tests.log
+  local sel=$1
+  if [ "$(left)" -le 20 ]; then step "out of time before: pytest $sel"; return; fi
+  step "pytest $sel"
+  echo "######## pytest $sel" >> "$L/tests.log"
+  # shellcheck disable=SC2086
+  timeout "$(left)" $PY -m pytest -q -ra -m gpu -p no:cacheprovider $sel >> "$L/tests.log" 2>&1
+  echo "exit code $?" >> "$L/summary.txt"
+  tail -4 "$L/tests.log" >> "$L/summary.txt"
 }
 
 step "device"
@@ -38,30 +50,23 @@ if ! GAN_KERNELS_CUDA=1 timeout "$(left)" $PY setup.py build_ext --inplace > "$L
 fi
 $PY -c "import gan_kernels as gk; print('available back ends:', gk.available_backends())" >> "$L/summary.txt" 2>&1
 
-step "compute-sanitizer memcheck"
-if command -v compute-sanitizer >/dev/null 2>&1 && [ -f bench/sanitize.py ]; then
-  timeout "$(( $(left) < 90 ? $(left) : 90 ))" compute-sanitizer --tool memcheck --error-exitcode 3 $PY bench/sanitize.py > "$L/sanitize.log" 2>&1
+run_tests "tests/test_cuda_build.py tests/test_backends.py -k cuda-cuda"
+
+if [ "$(left)" -gt 30 ] && command -v compute-sanitizer >/dev/null 2>&1; then
+  step "compute-sanitizer memcheck"
+  T=$(left); [ "$T" -gt 90 ] && T=90
+  timeout "$T" compute-sanitizer --tool memcheck --error-exitcode 3 $PY bench/sanitize.py > "$L/sanitize.log" 2>&1
   echo "compute-sanitizer exit code $?" >> "$L/summary.txt"
   tail -3 "$L/sanitize.log" >> "$L/summary.txt"
-else
-  echo "compute-sanitizer or bench/sanitize.py not found: skipped" >> "$L/summary.txt"
 fi
 
-# CUDA back end first (the default), then Triton, then the rest of the GPU-marked tests.
-for sel in "tests/test_cuda_build.py tests/test_backends.py -k cuda-cuda" "tests/test_triton_ops.py" \
-           "tests/test_backends.py -k triton-cuda" "tests --ignore=tests/test_backends.py --ignore=tests/test_triton_ops.py --ignore=tests/test_cuda_build.py"; do
-  [ "$(left)" -gt 20 ] || { step "out of time before: $sel"; continue; }
-  step "pytest $sel"
-  name=$(echo "$sel" | tr -c 'a-z0-9' '_' | cut -c1-40)
-  # shellcheck disable=SC2086
-  timeout "$(left)" $PY -m pytest -q -ra -m gpu -p no:cacheprovider $sel > "$L/t_$name.log" 2>&1
-  echo "exit code $?" >> "$L/summary.txt"
-  tail -4 "$L/t_$name.log" >> "$L/summary.txt"
-done
+run_tests "tests/test_triton_ops.py tests/test_backends.py -k triton-cuda"
+run_tests "tests --ignore=tests/test_backends.py --ignore=tests/test_triton_ops.py --ignore=tests/test_cuda_build.py"
 
 if [ "$(left)" -gt 60 ]; then
   step "benchmarks (${BENCH_ARGS:---quick})"
-  timeout "$(left)" $PY -m gan_kernels bench --device cuda --out "$OUT/bench" ${BENCH_ARGS:---quick} > "$L/bench.log" 2>&1
+  # shellcheck disable=SC2086
+  timeout "$(left)" $PY -m gan_kernels bench --device cuda --out "$BENCH_DIR" ${BENCH_ARGS:---quick} > "$L/bench.log" 2>&1
   echo "bench exit code $?" >> "$L/summary.txt"
   tail -40 "$L/bench.log" >> "$L/summary.txt"
 else

@@ -19,11 +19,13 @@ except ImportError as _e:  # triton missing or too old: the back end reports why
     _TRITON_ERROR = f"triton is not usable ({type(_e).__name__}: {_e}); install it with `pip install triton`"
     _registry.register_backend("triton", lambda: _TRITON_ERROR, lambda dev: dev == "cuda")
 
-from . import nn  # noqa: E402,F401
+from . import models, nn, training  # noqa: E402,F401
 from ._registry import available_backends, get_backend, set_backend  # noqa: E402,F401
+from .training import LazyRegularizer, lazy_adam_hparams  # noqa: E402,F401
 
 __version__ = "0.1.0"
 __all__ = [
     "d_loss", "g_loss", "interpolate", "grad_penalty", "gradient_penalty", "r1_penalty",
-    "available_backends", "set_backend", "get_backend", "nn",
+    "available_backends", "set_backend", "get_backend", "nn", "models", "training",
+    "LazyRegularizer", "lazy_adam_hparams",
 ]
