@@ -18,9 +18,17 @@ import torch
 BACKENDS = ("cuda", "triton", "cpu", "reference")
 OPS = ("d_loss", "g_loss", "interpolate", "grad_penalty")
 
-# backend="auto" on a CUDA tensor: the GPU back ends in order of preference per op, fastest first.
-# Measured on an NVIDIA H200 (bench/results/, `python -m gan_kernels bench`); see the README's GPU
-# table for the numbers behind this order. Updated by the GPU check; a missing back end is skipped.
+# backend="auto" on a CUDA tensor: the GPU back ends in order of preference per op, fastest first;
+# a missing back end is skipped. Measured on an NVIDIA H200, torch 2.11 / triton 3.6, fwd+bwd
+# wall-clock medians from `python -m gan_kernels bench --quick --device cuda`
+# (bench/results/nvidia-h200-2026-11-26/bench_quick/table.md), cuda vs triton:
+#   grad_penalty wgan-gp 64x3x256x256: 261 vs 925 us;  64x3x64x64: 229 vs 1019 us
+#   interpolate          64x3x256x256: 325 vs 473 us;  64x3x64x64: 164 vs 850 us
+#   d_loss hinge / logistic, B=256:    182 / 187 vs 604 / 559 us
+#   g_loss logistic, B=256:            359 vs 627 us
+# Kernel-only (CUDA-graph replay), the cuda penalty runs at 87 % of copy bandwidth (43 us fwd+bwd).
+# At 4M logits the one-block cuda loss then lost to triton (16 ms vs 1.3 ms); the multi-block cuda
+# path added since (past 8192 logits) passed the GPU tests but has no timing yet.
 AUTO_GPU_ORDER: Dict[str, Tuple[str, ...]] = {
     "d_loss": ("cuda", "triton"),
     "g_loss": ("cuda", "triton"),
