@@ -44,7 +44,7 @@ def require(backend: str, device: str) -> None:
 
 def dtypes_for(backend: str, device: str):
     if backend == "triton" and device == "cpu":
-        return (torch.float32, torch.float16)  # the interpreter has no bfloat16
+        return (torch.float32, torch.float64, torch.float16)  # the interpreter has no bfloat16
     return (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 

@@ -111,5 +111,41 @@ void scale2(const double* g, double* dr, double* df, double a, double b, int64_t
 void scale2(const c10::Half* g, c10::Half* dr, c10::Half* df, float a, float b, int64_t n);
 void scale2(const c10::BFloat16* g, c10::BFloat16* dr, c10::BFloat16* df, float a, float b, int64_t n);
 
+// ---------------------------------------------------------------------------
+// Loss loops in float32 arithmetic (loss_vec.cpp) for float32 / half /
+// bfloat16 logits; float64 logits use the scalar path in losses.cpp.
+// ---------------------------------------------------------------------------
+
+// One pass of a loss term over the logits a[lo, hi): x_i = a_i - b_i when b
+// is given (paired), else a_i - shift; v_i = phi(x_i), plus drift a_i^2 when
+// `real` and drift != 0. Output pointers are indexed like a (absolute i).
+struct TermPass {
+  int type = 0;       // TermType
+  float t = 0, c = 1;  // the term's target / multiplier
+  float shift = 0;
+  float drift = 0;
+  bool real = false;   // a holds the real logits (drift applies)
+  float w = 1;         // W of the reduction, scales the gradients
+  float* loss = nullptr;  // reduction "none": v_i stored here (added when loss_add)
+  bool loss_add = false;
+  // Gradients (null: none): unpaired, ga_i = W phi'(x_i) (+ 2 W drift a_i);
+  // paired, ga_i = W (phi'(x_i) + 2 drift a_i) and gb_i = -W phi'(x_i).
+  float* ga = nullptr;
+  float* gb = nullptr;
+};
+
+// Returns {sum of v_i, sum of W phi'(x_i)} (the latter only for an unpaired
+// pass with gradients), summed in double.
+std::array<double, 2> term_pass(const float* a, const float* b, int64_t lo, int64_t hi, const TermPass& p);
+std::array<double, 2> term_pass(const c10::Half* a, const c10::Half* b, int64_t lo, int64_t hi,
+                                const TermPass& p);
+std::array<double, 2> term_pass(const c10::BFloat16* a, const c10::BFloat16* b, int64_t lo, int64_t hi,
+                                const TermPass& p);
+
+// Sum of p[lo, hi) in double.
+double sum_f64(const float* p, int64_t lo, int64_t hi);
+double sum_f64(const c10::Half* p, int64_t lo, int64_t hi);
+double sum_f64(const c10::BFloat16* p, int64_t lo, int64_t hi);
+
 }  // namespace cpu
 }  // namespace gan_kernels
