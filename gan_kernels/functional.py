@@ -72,6 +72,27 @@ def _check_number(value, name: str) -> float:
     return float(value)
 
 
+def _check_ls_targets(ls_targets) -> tuple:
+    if not isinstance(ls_targets, (tuple, list)) or len(ls_targets) != 2:
+        raise ValueError(f"ls_targets must be a pair (fake_target, real_target), got {ls_targets!r}")
+    return (_check_number(ls_targets[0], "ls_targets[0]"), _check_number(ls_targets[1], "ls_targets[1]"))
+
+
+def _check_pair_shapes(op: str, kind: str, reduction: str, r: Tensor, f: Tensor) -> None:
+    """Real and fake logits may differ in size unless the kind pairs them or "none" adds them."""
+    if r.shape == f.shape:
+        return
+    if kind in _kinds.PAIRED_KINDS:
+        raise ValueError(
+            f"{op} kind {kind!r} pairs real and fake logits: shapes must match, got {tuple(r.shape)} and {tuple(f.shape)}"
+        )
+    if reduction == "none":
+        raise ValueError(
+            "reduction='none' adds the real and fake terms elementwise: real_logits and fake_logits must have "
+            f"the same shape, got {tuple(r.shape)} and {tuple(f.shape)}"
+        )
+
+
 # --------------------------------------------------------------------------- losses
 def d_loss(
     real_logits: Tensor,
@@ -93,18 +114,8 @@ def d_loss(
     dev = _check_same_device(real_logits=r, fake_logits=f)
     real_label = _check_number(real_label, "real_label")
     drift = _check_number(drift, "drift")
-    if not isinstance(ls_targets, (tuple, list)) or len(ls_targets) != 2:
-        raise ValueError(f"ls_targets must be a pair (fake_target, real_target), got {ls_targets!r}")
-    ls = (_check_number(ls_targets[0], "ls_targets[0]"), _check_number(ls_targets[1], "ls_targets[1]"))
-    if kind in _kinds.PAIRED_KINDS and r.shape != f.shape:
-        raise ValueError(
-            f"d_loss kind {kind!r} pairs real and fake logits: shapes must match, got {tuple(r.shape)} and {tuple(f.shape)}"
-        )
-    if reduction == "none" and r.shape != f.shape:
-        raise ValueError(
-            "reduction='none' adds the real and fake terms elementwise: real_logits and fake_logits must have "
-            f"the same shape, got {tuple(r.shape)} and {tuple(f.shape)}"
-        )
+    ls = _check_ls_targets(ls_targets)
+    _check_pair_shapes("d_loss", kind, reduction, r, f)
     r, f = _promote(r, f)
     impl = _registry.resolve("d_loss", backend, dev)
     return impl(r, f, kind, reduction, real_label, drift, ls)
@@ -132,15 +143,7 @@ def g_loss(
             raise ValueError(f"g_loss kind {kind!r} needs real_logits (it compares fake against real logits)")
         r = _check_tensor(real_logits, "real_logits")
         _check_same_device(fake_logits=f, real_logits=r)
-        if kind in _kinds.PAIRED_KINDS and r.shape != f.shape:
-            raise ValueError(
-                f"g_loss kind {kind!r} pairs real and fake logits: shapes must match, got {tuple(r.shape)} and {tuple(f.shape)}"
-            )
-        if reduction == "none" and r.shape != f.shape:
-            raise ValueError(
-                "reduction='none' adds the real and fake terms elementwise: real_logits and fake_logits must have "
-                f"the same shape, got {tuple(r.shape)} and {tuple(f.shape)}"
-            )
+        _check_pair_shapes("g_loss", kind, reduction, r, f)
         f, r = _promote(f, r)
     elif real_logits is not None:
         # Accepted (so a training loop can always pass it) but unused by this kind.

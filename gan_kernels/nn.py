@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Callable, Optional, Sequence, Union
 
 import torch
@@ -14,16 +13,9 @@ from . import functional as F
 __all__ = ["DiscriminatorLoss", "GeneratorLoss", "GradientPenalty"]
 
 
-def _choice(value, accepted, what):
-    if not isinstance(value, str) or value not in accepted:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {list(accepted)}")
-    return value
-
-
-def _number(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return float(value)
+# One set of argument checks for the functional and the module forms.
+_choice = F._check_choice
+_number = F._check_number
 
 
 class DiscriminatorLoss(nn.Module):
@@ -44,9 +36,7 @@ class DiscriminatorLoss(nn.Module):
         self.reduction = _choice(reduction, tuple(_kinds.REDUCTIONS), "reduction")
         self.real_label = _number(real_label, "real_label")
         self.drift = _number(drift, "drift")
-        if not isinstance(ls_targets, (tuple, list)) or len(ls_targets) != 2:
-            raise ValueError(f"ls_targets must be a pair (fake_target, real_target), got {ls_targets!r}")
-        self.ls_targets = (_number(ls_targets[0], "ls_targets[0]"), _number(ls_targets[1], "ls_targets[1]"))
+        self.ls_targets = F._check_ls_targets(ls_targets)
         self.backend = _registry.check_backend_name(backend)
 
     def forward(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
