@@ -24,6 +24,15 @@ if [ -z "${CUDA_HOME:-}" ] && [ -d /usr/local/cuda ]; then export CUDA_HOME=/usr
 # torch targets the visible card unless TORCH_CUDA_ARCH_LIST says otherwise.
 if ! command -v nvidia-smi >/dev/null 2>&1; then export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}; fi
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
-echo "== building gan_kernels (CUDA_HOME=${CUDA_HOME:-unset}, TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-default})"
-.venv/bin/pip install -q --no-build-isolation --no-deps -e .
+# The build is keyed by a hash of everything it compiles plus the switches that change it: a second
+# run (tests, then the main job) skips the several-minute CUDA compile when nothing changed.
+KEY=$( { find csrc -type f -print0 | sort -z | xargs -0 sha256sum; sha256sum setup.py;
+         env | grep -E '^(GAN_KERNELS_CUDA|GAN_KERNELS_NO_EXT|TORCH_CUDA_ARCH_LIST|CUDA_HOME)=' | sort; } | sha256sum | cut -c1-16)
+if [ "$(cat .venv/.gan_kernels_build 2>/dev/null)" = "$KEY" ] && .venv/bin/python -c "import gan_kernels._C" 2>/dev/null; then
+  echo "== gan_kernels already built from these sources ($KEY)"
+else
+  echo "== building gan_kernels (CUDA_HOME=${CUDA_HOME:-unset}, TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-default})"
+  .venv/bin/pip install -q --no-build-isolation --no-deps -e .
+  echo "$KEY" > .venv/.gan_kernels_build
+fi
 .venv/bin/python -c "import gan_kernels as gk; print('gan_kernels back ends available here:', gk.available_backends())"

@@ -233,3 +233,12 @@ def test_reference_gradcheck_and_gradgradcheck():
     real, fake = (torch.randn(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))
     alpha = torch.rand(3, dtype=torch.float64, requires_grad=True)
     assert gradcheck(lambda a, b, c: gk.interpolate(a, b, c, backend="reference"), (real, fake, alpha))
+
+
+def test_infinite_logit_without_drift_is_not_nan():
+    # drift=0 must add nothing: 0 * inf^2 would be NaN
+    r = torch.tensor([float("inf"), 0.5])
+    f = torch.tensor([0.1, 0.2])
+    for backend in [b for b in gk.available_backends() if b in ("cpu", "reference")]:
+        out = gk.d_loss(r, f, "wasserstein", reduction="none", backend=backend)
+        assert torch.isinf(out[0]) and out[0] < 0, backend

@@ -147,5 +147,8 @@ double sum_f64(const float* p, int64_t lo, int64_t hi);
 double sum_f64(const c10::Half* p, int64_t lo, int64_t hi);
 double sum_f64(const c10::BFloat16* p, int64_t lo, int64_t hi);
 
+// p[i] -= k for i in [0, n).
+void sub_scalar(float* p, float k, int64_t n);
+
 }  // namespace cpu
 }  // namespace gan_kernels

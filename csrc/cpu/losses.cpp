@@ -6,6 +6,7 @@
 //
 // Every kind is described by math.h's LossSpec; this file has no per-kind code.
 #include <optional>
+#include <type_traits>
 
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
@@ -64,7 +65,21 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
   const T* rp = nr ? r.t.const_data_ptr<T>() : nullptr;
   const T* fp = f.t.const_data_ptr<T>();
   const A drift = static_cast<A>(spec.drift);
+  // drift r^2 is added only when drift != 0, as the reference does (0 * inf
+  // would otherwise turn an infinite logit's loss into NaN).
+  const bool has_drift = spec.drift != 0.0;
   const Term tr = spec.real, tf = spec.fake;
+  // float32 arithmetic (float32 / half / bfloat16 logits) runs the vectorised
+  // loops of loss_vec.cpp; float64 keeps the scalar std:: functions.
+  constexpr bool kVec = !std::is_same_v<A, double>;
+  auto pass_of = [&](const Term& term) {
+    TermPass p;
+    p.type = term.type;
+    p.t = static_cast<float>(term.t);
+    p.c = static_cast<float>(term.c);
+    p.drift = static_cast<float>(spec.drift);
+    return p;
+  };
 
   LossResult res;
   res.loss = none ? at::empty(fake_in.sizes(), fake_in.options().dtype(acc))
@@ -84,14 +99,24 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
     const A w = W(nf);
     // Loss term and gradient of x = r - f, in one pass.
     auto s = chunked_sum<1, S>(nf, kLossChunk, [&](int64_t lo, int64_t hi) {
+      if constexpr (kVec) {
+        TermPass p = pass_of(tr);
+        p.real = true;
+        p.w = w;
+        p.loss = none ? lp : nullptr;
+        p.ga = gr;
+        p.gb = gf;
+        return std::array<S, 1>{term_pass(rp, fp, lo, hi, p)[0]};
+      }
       S acc_v = S(0);
       for (int64_t i = lo; i < hi; ++i) {
         const A rv = static_cast<A>(rp[i]), x = rv - static_cast<A>(fp[i]);
-        const A v = term_value<A>(tr, x) + drift * rv * rv;
+        A v = term_value<A>(tr, x);
+        if (has_drift) v += drift * rv * rv;
         if (none) lp[i] = v; else acc_v += v;
         if (gf) {
           const A d = term_grad<A>(tr, x);
-          gr[i] = w * (d + A(2) * drift * rv);
+          gr[i] = has_drift ? w * (d + A(2) * drift * rv) : w * d;
           gf[i] = -w * d;
         }
       }
@@ -106,6 +131,7 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
     TORCH_CHECK(nr > 0, "gan_kernels: the relativistic loss needs real logits");
     auto mean_of = [&](const T* p, int64_t n) {
       auto s = chunked_sum<1, S>(n, kLossChunk, [&](int64_t lo, int64_t hi) {
+        if constexpr (kVec) return std::array<S, 1>{sum_f64(p, lo, hi)};
         S a = S(0);
         for (int64_t i = lo; i < hi; ++i) a += static_cast<A>(p[i]);
         return std::array<S, 1>{a};
@@ -126,14 +152,24 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
   std::array<S, 2> sr{};
   if (nr) {
     sr = chunked_sum<2, S>(nr, kLossChunk, [&](int64_t lo, int64_t hi) {
+      if constexpr (kVec) {
+        TermPass p = pass_of(tr);
+        p.real = true;
+        p.shift = m_f;
+        p.w = wr;
+        p.loss = none ? lp : nullptr;
+        p.ga = gr;
+        return term_pass(rp, static_cast<const T*>(nullptr), lo, hi, p);
+      }
       S sv = S(0), sa = S(0);
       for (int64_t i = lo; i < hi; ++i) {
         const A rv = static_cast<A>(rp[i]), x = rv - m_f;
-        const A v = term_value<A>(tr, x) + drift * rv * rv;
+        A v = term_value<A>(tr, x);
+        if (has_drift) v += drift * rv * rv;
         if (none) lp[i] = v; else sv += v;
         if (gr) {
           const A a = wr * term_grad<A>(tr, x);
-          gr[i] = a + A(2) * wr * drift * rv;
+          gr[i] = has_drift ? a + A(2) * wr * drift * rv : a;
           sa += a;
         }
       }
@@ -141,6 +177,15 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
     });
   }
   std::array<S, 2> sf = chunked_sum<2, S>(nf, kLossChunk, [&](int64_t lo, int64_t hi) {
+    if constexpr (kVec) {
+      TermPass p = pass_of(tf);
+      p.shift = m_r;
+      p.w = wf;
+      p.loss = none ? lp : nullptr;
+      p.loss_add = nr > 0;
+      p.ga = gf;
+      return term_pass(fp, static_cast<const T*>(nullptr), lo, hi, p);
+    }
     S sv = S(0), sb = S(0);
     for (int64_t i = lo; i < hi; ++i) {
       const A x = static_cast<A>(fp[i]) - m_r;
@@ -165,10 +210,18 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
     // through mean f: constants per tensor.
     const A cr = static_cast<A>(sf[1] / static_cast<S>(nr)), cf = static_cast<A>(sr[1] / static_cast<S>(nf));
     at::parallel_for(0, nr, kStreamGrain, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) gr[i] -= cr;
+      if constexpr (kVec) {
+        sub_scalar(gr + lo, cr, hi - lo);
+      } else {
+        for (int64_t i = lo; i < hi; ++i) gr[i] -= cr;
+      }
     });
     at::parallel_for(0, nf, kStreamGrain, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) gf[i] -= cf;
+      if constexpr (kVec) {
+        sub_scalar(gf + lo, cf, hi - lo);
+      } else {
+        for (int64_t i = lo; i < hi; ++i) gf[i] -= cf;
+      }
     });
   }
   return res;

@@ -61,6 +61,7 @@ __global__ void __launch_bounds__(kLossThreads) loss_forward_kernel(
   const bool paired = spec.mode == kModePaired;
   const acc_t w_r = (reduction == kReduceMean && n_r > 0) ? acc_t(1) / static_cast<acc_t>(n_r) : acc_t(1);
   const acc_t w_f = (reduction == kReduceMean && n_f > 0) ? acc_t(1) / static_cast<acc_t>(n_f) : acc_t(1);
+  // drift only when asked for: 0 * r^2 would turn an infinite logit into NaN (the reference adds nothing).
   const acc_t drift = static_cast<acc_t>(spec.drift);
 
   acc_t m_r = 0;
@@ -79,12 +80,12 @@ __global__ void __launch_bounds__(kLossThreads) loss_forward_kernel(
   for (int64_t i = tid; i < n_r; i += kLossThreads) {
     const acc_t r = static_cast<acc_t>(real[i]);
     const acc_t x = rel ? r - m_f : (paired ? r - static_cast<acc_t>(fake[i]) : r);
-    const acc_t v = term_value<acc_t>(spec.real, x) + drift * r * r;
+    const acc_t v = term_value<acc_t>(spec.real, x) + (drift != acc_t(0) ? drift * r * r : acc_t(0));
     sum_r += v;
     if (none) loss[i] = v;
     if (compute_grad) {
       const acc_t a = w_r * term_grad<acc_t>(spec.real, x);
-      grad_real[i] = a + w_r * acc_t(2) * drift * r;
+      grad_real[i] = drift != acc_t(0) ? a + w_r * acc_t(2) * drift * r : a;
       if (paired) grad_fake[i] = -a;
       sum_a += a;
     }
@@ -228,6 +229,7 @@ __global__ void __launch_bounds__(kThreads) loss_terms_kernel(
   const bool paired = spec.mode == kModePaired;
   const acc_t w_r = (reduction == kReduceMean && n_r > 0) ? acc_t(1) / static_cast<acc_t>(n_r) : acc_t(1);
   const acc_t w_f = (reduction == kReduceMean && n_f > 0) ? acc_t(1) / static_cast<acc_t>(n_f) : acc_t(1);
+  // drift only when asked for: 0 * r^2 would turn an infinite logit into NaN (the reference adds nothing).
   const acc_t drift = static_cast<acc_t>(spec.drift);
   const acc_t m_r = rel ? means[0] : acc_t(0);
   const acc_t m_f = rel ? means[1] : acc_t(0);
@@ -239,12 +241,12 @@ __global__ void __launch_bounds__(kThreads) loss_terms_kernel(
     if (k < n_r) {
       const acc_t r = static_cast<acc_t>(real[k]);
       const acc_t x = rel ? r - m_f : (paired ? r - static_cast<acc_t>(fake[k]) : r);
-      const acc_t v = term_value<acc_t>(spec.real, x) + drift * r * r;
+      const acc_t v = term_value<acc_t>(spec.real, x) + (drift != acc_t(0) ? drift * r * r : acc_t(0));
       sum_r += v;
       lv = v;
       if (compute_grad) {
         const acc_t a = w_r * term_grad<acc_t>(spec.real, x);
-        grad_real[k] = a + w_r * acc_t(2) * drift * r;
+        grad_real[k] = drift != acc_t(0) ? a + w_r * acc_t(2) * drift * r : a;
         if (paired) grad_fake[k] = -a;
         sum_a += a;
       }
