@@ -103,11 +103,17 @@ def test_mixed_devices_rejected_meta():
         gk.interpolate(torch.randn(2, 3), torch.randn(2, 3, device="meta"))
 
 
-def test_nonfinite_logits_propagate():
+@pytest.mark.parametrize("backend", ["reference", "cpu", "triton"])
+def test_nonfinite_logits_propagate(backend):
+    if backend not in gk.available_backends():
+        pytest.skip(f"{backend} not available here")
     r = torch.tensor([float("nan"), 0.5, 1.0])
     f = torch.tensor([0.1, float("inf"), 1.0])
-    assert torch.isnan(gk.d_loss(r, f, "hinge", reduction="none")[0])
-    assert torch.isinf(gk.d_loss(r, f, "wasserstein", reduction="none")[1])
+    for kind in ("logistic", "hinge", "wasserstein", "least_squares", "relativistic", "rpgan"):
+        assert torch.isnan(gk.d_loss(r, f, kind, reduction="none", backend=backend)[0]), kind
+        assert torch.isnan(gk.d_loss(r, f, kind, backend=backend)), kind
+    assert torch.isinf(gk.d_loss(r, f, "wasserstein", reduction="none", backend=backend)[1])
+    assert torch.isnan(gk.g_loss(r, "hinge", backend=backend))
 
 
 def test_dtype_rules_mixed_and_half():

@@ -142,7 +142,7 @@ GK_INLINE vf log1p_unit(vf e) {
   return h + (h * z) * q;
 }
 
-GK_INLINE vf vmax0(vf x) { return x > 0.0f ? x : vf{}; }
+GK_INLINE vf vmax0(vf x) { return x < 0.0f ? vf{} : x; }  // max(x, 0) that keeps a NaN, like relu
 
 // ---------------------------------------------------------------------------
 // One term shape: value phi(x) and (when grad) derivative phi'(x), mirroring

@@ -36,7 +36,7 @@ def _term_value(x, TYPE: tl.constexpr, t, c, ACC: tl.constexpr):
         v = c * (tl.where(x > 0, x, 0.0) - x * t + log1p_unit(tl.exp(-tl.abs(x)), ACC))
     elif TYPE == 2:  # relu(1 - t x)
         h = 1.0 - t * x
-        v = c * tl.where(h > 0, h, 0.0)
+        v = c * tl.where(h < 0, 0.0, h)  # relu that keeps a NaN
     elif TYPE == 3:  # x
         v = c * x
     elif TYPE == 4:  # 1/2 (x - t)^2

@@ -69,9 +69,9 @@ GK_HD T term_value(const Term& term, T x) {
   switch (term.type) {
     case kTermBce:  // BCE-with-logits against target t
       return T(term.c) * ((x > T(0) ? x : T(0)) - x * T(term.t) + std::log1p(std::exp(-std::abs(x))));
-    case kTermHinge: {  // relu(1 - t x)
+    case kTermHinge: {  // relu(1 - t x); written so a NaN stays NaN, as torch.relu keeps it
       T v = T(1) - T(term.t) * x;
-      return T(term.c) * (v > T(0) ? v : T(0));
+      return T(term.c) * (v < T(0) ? T(0) : v);
     }
     case kTermLinear:
       return T(term.c) * x;
