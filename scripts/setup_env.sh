@@ -7,8 +7,15 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
-  echo "== creating .venv"
-  "$PY" -m venv .venv
+  if "$PY" -c "import torch" 2>/dev/null; then
+    # This Python already has torch (e.g. a GPU machine's own CUDA build): build against it
+    # instead of downloading another one.
+    echo "== creating .venv on top of $("$PY" -c 'import torch; print("torch", torch.__version__)')"
+    "$PY" -m venv --system-site-packages .venv
+  else
+    echo "== creating .venv"
+    "$PY" -m venv .venv
+  fi
 fi
 # torch is pinned for development and CI (this machine's wheel cache has 2.14.1, a CUDA 13.0
 # build); the package itself only asks for torch>=2.6.
@@ -16,7 +23,12 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   echo "== installing torch==${GAN_KERNELS_TORCH:-2.14.1} and the test tools"
   .venv/bin/pip install -q "torch==${GAN_KERNELS_TORCH:-2.14.1}"
 fi
-.venv/bin/pip install -q pytest pytest-benchmark numpy ninja matplotlib tqdm packaging setuptools wheel
+# Only what is missing (a machine without network but with these preinstalled still works).
+.venv/bin/python - <<'PY' || .venv/bin/pip install -q pytest pytest-benchmark numpy ninja matplotlib tqdm packaging setuptools wheel
+import importlib.util, sys
+need = ["pytest", "pytest_benchmark", "numpy", "ninja", "matplotlib", "tqdm", "packaging", "setuptools", "wheel"]
+sys.exit(1 if [m for m in need if importlib.util.find_spec(m) is None] else 0)
+PY
 
 # nvcc may live in /usr/local/bin while the toolkit is /usr/local/cuda (setup.py also knows this).
 if [ -z "${CUDA_HOME:-}" ] && [ -d /usr/local/cuda ]; then export CUDA_HOME=/usr/local/cuda; fi

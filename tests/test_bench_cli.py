@@ -180,3 +180,150 @@ def test_demo_runs_and_losses_agree():
             a, b = map(float, pair)
             assert a == pytest.approx(b, rel=1e-3, abs=1e-4), line
     assert out.count("critic step with") == 2
+
+
+# --------------------------------------------------------------------------- CUDA-graph column
+# The capture itself needs a GPU (not here); these pin everything around it: the CPU output keeps
+# the columns empty, the ratios compare graph with graph, and a failed capture never loses a row.
+def test_quick_graph_columns_empty_on_cpu(quick_run):
+    out, res, stdout = quick_run
+    assert res["meta"]["graph"] is None
+    for r in res["results"]:
+        for f in ("graph_median_ms", "graph_p20_ms", "graph_p80_ms", "graph_speedup_vs_eager",
+                  "graph_speedup_vs_compiled", "graph_gbps", "graph_pct_copy", "graph_error"):
+            assert r[f] is None, (f, r)
+    with open(out / "results.csv", newline="") as f:
+        lines = list(csv.DictReader(f))
+    assert "graph_median_ms" in lines[0] and "graph_speedup_vs_eager" in lines[0] and "graph_error" in lines[0]
+    assert all(line["graph_median_ms"] == "" and line["graph_speedup_vs_eager"] == "" for line in lines)
+    table = (out / "table.md").read_text()
+    header = next(l for l in table.splitlines() if l.startswith("| op "))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    assert "gpu µs" in cols and "vs eager (gpu)" in cols and "kernels" not in cols
+    gi, ri = cols.index("gpu µs"), cols.index("vs eager (gpu)")
+    body = [l for l in table.splitlines() if l.startswith("| ") and not l.startswith("| op ")]
+    assert body
+    for line in body:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == len(cols) and cells[gi] == "-" and cells[ri] == "-", line
+    assert "CUDA-graph" not in stdout
+
+
+def test_no_graph_flag_parses():
+    import argparse
+
+    p = argparse.ArgumentParser()
+    R.add_arguments(p)
+    assert p.parse_args(["--no-graph"]).no_graph is True
+    assert p.parse_args([]).no_graph is False
+
+
+def test_ratio():
+    assert R.ratio(3.0, 1.5) == pytest.approx(2.0)
+    assert R.ratio(None, 1.0) is None and R.ratio(1.0, None) is None and R.ratio(0.0, 1.0) is None
+
+
+def _row(impl, mode, wall, gpu, case, err=None):
+    return {"op": case.op, "kind": case.kind, "name": case.name, "size": case.size, "numel": case.numel,
+            "dtype": case.dtype_name, "impl": impl, "mode": mode, "median_ms": wall, "p20_ms": wall,
+            "p80_ms": wall, "error": None, "graph_median_ms": gpu, "graph_p20_ms": gpu, "graph_p80_ms": gpu,
+            "graph_error": err}
+
+
+def test_add_derived_graph_ratios_compare_graph_with_graph():
+    case = C.Case("d_loss", "hinge", (256,), torch.float32)
+    rng = torch.Generator().manual_seed(7)
+    wall = {i: 0.1 + torch.rand(1, generator=rng).item() for i in ("eager", "compiled", "cuda", "triton")}
+    gpu = {i: 0.001 + torch.rand(1, generator=rng).item() / 100 for i in ("eager", "compiled", "cuda")}
+    rows = [_row(i, "fwdbwd", wall[i], gpu.get(i), case, None if i in gpu else "RuntimeError: capture")
+            for i in wall]
+    copy = 3000.0
+    R.add_derived(rows, copy, {(case.name, case.size, case.dtype_name): case})
+    by = {r["impl"]: r for r in rows}
+    for i, r in by.items():
+        assert r["speedup_vs_eager"] == pytest.approx(wall["eager"] / wall[i], rel=1e-12)
+        assert r["speedup_vs_compiled"] == pytest.approx(wall["compiled"] / wall[i], rel=1e-12)
+        if i in gpu:
+            assert r["graph_speedup_vs_eager"] == pytest.approx(gpu["eager"] / gpu[i], rel=1e-12)
+            assert r["graph_speedup_vs_compiled"] == pytest.approx(gpu["compiled"] / gpu[i], rel=1e-12)
+            gbps = case.bytes("fwdbwd") / (gpu[i] * 1e-3) / 1e9
+            assert r["graph_gbps"] == pytest.approx(gbps, rel=1e-12)
+            assert r["graph_pct_copy"] == pytest.approx(100 * gbps / copy, rel=1e-12)
+        else:  # failed capture: no graph numbers, wall-clock ones intact
+            assert r["graph_speedup_vs_eager"] is None and r["graph_gbps"] is None
+            assert r["speedup_vs_eager"] is not None
+
+    # No eager graph time (its capture failed): nobody gets a graph ratio, wall ratios are unaffected.
+    rows = [_row(i, "fwdbwd", wall[i], None if i == "eager" else 0.01, case) for i in ("eager", "cuda")]
+    R.add_derived(rows, copy, {(case.name, case.size, case.dtype_name): case})
+    assert all(r["graph_speedup_vs_eager"] is None and r["speedup_vs_eager"] for r in rows)
+
+
+def test_graph_timing_plumbing_and_failure(monkeypatch):
+    # Stand-in for the capture: runs the closures as a capture would (prepare first, then the calls),
+    # and fails like a real failed capture (an error raised while ending the broken capture).
+    from gan_kernels.bench.timing import Timing
+
+    seen = []
+
+    def fake_graph(fn, cfg, prepare=None):
+        impl = current[0]
+        keep = prepare() if prepare else None  # noqa: F841 (the bwd closure needs the built outputs)
+        for _ in range(cfg.graph_calls):
+            fn()
+        seen.append((impl, prepare is not None))
+        if impl == "reference" and prepare is not None:
+            try:
+                raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore text")
+            except RuntimeError:
+                raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
+        return Timing(0.005, 0.004, 0.006, cfg.graph_replays)
+
+    current = [None]
+    monkeypatch.setattr(R, "time_cuda_graph", fake_graph)
+    case = C.Case("grad_penalty", "r1", (8, 3, 4, 4), torch.float32)
+    impls = ["eager", "reference"]
+    rows = R.measure_case(case, impls, torch.device("cpu"), TimerConfig.quick(),
+                          on_impl=lambda impl: current.__setitem__(0, impl), graph=True)
+    R.add_derived(rows, 10.0, {(case.name, case.size, case.dtype_name): case})
+    assert seen == [(i, m == "bwd") for i in impls for m in C.MODES]
+    assert len(rows) == len(impls) * len(C.MODES)
+    for r in rows:
+        assert r["error"] is None and r["median_ms"] > 0  # wall-clock never lost to a capture failure
+        if r["impl"] == "reference" and r["mode"] == "bwd":
+            assert r["graph_median_ms"] is None and r["graph_speedup_vs_eager"] is None
+            assert r["graph_error"].startswith("RuntimeError: CUDA error: operation not permitted")
+            assert "previous error during capture" in r["graph_error"]
+        else:
+            assert r["graph_error"] is None and r["graph_median_ms"] == 0.005
+            assert r["graph_speedup_vs_eager"] == pytest.approx(1.0)
+
+    # Default on CPU: no graph timing at all.
+    seen.clear()
+    rows = R.measure_case(case, ["eager"], torch.device("cpu"), TimerConfig.quick())
+    assert seen == [] and all(r["graph_median_ms"] is None and r["graph_error"] is None for r in rows)
+
+
+def test_cuda_table_shows_graph_columns_and_failures():
+    from gan_kernels.bench import report
+
+    case = C.Case("d_loss", "hinge", (256,), torch.float32)
+    rows = [_row("eager", m, 0.2, 0.012, case) for m in C.MODES]
+    rows += [_row("cuda", m, 0.18, 0.003, case) for m in C.MODES]
+    rows += [_row("compiled", m, 0.3, None, case, "RuntimeError: cannot capture") for m in C.MODES]
+    R.add_derived(rows, 4000.0, {(case.name, case.size, case.dtype_name): case})
+    meta = {"device": "Test GPU", "torch": "x", "triton": "y", "date": "2026-01-01T00:00:00", "copy_gbps": 4000.0,
+            "device_type": "cuda", "graph": {"calls_per_graph": 20, "replays": 20}}
+    text = report.format_tables({"meta": meta, "results": rows, "e2e": []})
+    lines = text.splitlines()
+    header = next(l for l in lines if l.startswith("| op "))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    gi, ri = cols.index("gpu µs"), cols.index("vs eager (gpu)")
+    assert "kernels" in cols
+    cells = {c[3]: c for c in ([x.strip() for x in l.strip("|").split("|")] for l in lines
+                                if l.startswith("| d_loss"))}
+    assert (cells["eager"][gi], cells["eager"][ri]) == ("12.0", "1.00x")
+    assert (cells["cuda"][gi], cells["cuda"][ri]) == ("3.0", "4.00x")
+    assert (cells["compiled"][gi], cells["compiled"][ri]) == ("failed", "-")
+    assert "CUDA-graph replay of 20 calls" in text
+    assert "* d_loss/hinge 256 float32 compiled (fwd): RuntimeError: cannot capture" in text

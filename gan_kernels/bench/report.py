@@ -17,8 +17,11 @@ from . import cases as C
 
 ROW_FIELDS = [
     "op", "kind", "name", "size", "numel", "dtype", "impl", "mode", "median_ms", "p20_ms", "p80_ms",
-    "speedup_vs_eager", "speedup_vs_compiled", "bytes", "gbps", "pct_copy", "ops_dispatched", "gpu_kernels",
-    "peak_mem_mib", "input_sets", "first_call_s", "error",
+    "speedup_vs_eager", "speedup_vs_compiled", "bytes", "gbps", "pct_copy",
+    # CUDA only (empty on CPU): the same calls timed as CUDA-graph replays, and ratios between those
+    "graph_median_ms", "graph_p20_ms", "graph_p80_ms", "graph_speedup_vs_eager", "graph_speedup_vs_compiled",
+    "graph_gbps", "graph_pct_copy",
+    "ops_dispatched", "gpu_kernels", "peak_mem_mib", "input_sets", "first_call_s", "error", "graph_error",
 ]
 E2E_FIELDS = ["model", "input", "impl", "median_ms", "p20_ms", "p80_ms", "speedup_vs_eager", "first_loss", "error"]
 META_KEYS = ["device", "torch", "triton", "date"]  # repeated on every CSV line, so files concatenate
@@ -108,10 +111,10 @@ def op_table(rows: List[Dict], device_type: str) -> str:
             order.append(key)
         by[key][r["mode"]] = r
     mem_na = "n/a" if device_type != "cuda" else "-"
+    # gpu µs / vs eager (gpu) stay on CPU as "-": one layout for every device's table.
     header = ["op", "size", "dtype", "impl", "fwd+bwd µs (p20-p80)", "fwd µs", "bwd µs", "vs eager",
-              "vs compiled", "GB/s", "% copy", "ops", "kernels" if device_type == "cuda" else "", "peak MiB"]
-    if device_type != "cuda":
-        header.pop(12)
+              "vs compiled", "gpu µs", "vs eager (gpu)", "GB/s", "% copy", "ops"]
+    header += (["kernels"] if device_type == "cuda" else []) + ["peak MiB"]
     lines = []
     for key in order:
         m = by[key]
@@ -123,6 +126,8 @@ def op_table(rows: List[Dict], device_type: str) -> str:
         line = [key[0], key[1], key[2], key[3], time_cell,
                 _us(m.get("fwd", {}).get("median_ms")), _us(m.get("bwd", {}).get("median_ms")),
                 _x(fb.get("speedup_vs_eager")), _x(fb.get("speedup_vs_compiled")),
+                "failed" if fb.get("graph_error") else _us(fb.get("graph_median_ms")),
+                _x(fb.get("graph_speedup_vs_eager")),
                 _num(fb.get("gbps"), "{:.3g}"), _num(fb.get("pct_copy"), "{:.0f}%"),
                 _num(fb.get("ops_dispatched"), "{:d}", "n/a" if key[3] == "compiled" else "-")]
         if device_type == "cuda":
@@ -130,6 +135,17 @@ def op_table(rows: List[Dict], device_type: str) -> str:
         line.append(_num(fb.get("peak_mem_mib"), "{:.2f}", mem_na))
         lines.append(line)
     return _md_table(header, lines)
+
+
+def graph_failures(rows: List[Dict]) -> List[str]:
+    """One line per (case, implementation) whose CUDA-graph capture failed, with the first error."""
+    seen, out = set(), []
+    for r in rows:
+        key = (r["name"], r["size"], r["dtype"], r["impl"])
+        if r.get("graph_error") and key not in seen:
+            seen.add(key)
+            out.append(f"* {r['name']} {r['size']} {r['dtype']} {r['impl']} ({r['mode']}): {r['graph_error']}")
+    return out
 
 
 def e2e_table(rows: List[Dict]) -> str:
@@ -154,6 +170,13 @@ def format_tables(result: Dict) -> str:
         "",
         op_table(result["results"], meta["device_type"]),
     ]
+    graph = meta.get("graph")
+    if graph:
+        parts[1] += (f"; gpu µs = fwd+bwd kernel time from a CUDA-graph replay of {graph['calls_per_graph']} calls "
+                     "(no host overhead), 'vs eager (gpu)' compares those")
+    failures = graph_failures(result["results"])
+    if failures:
+        parts += ["", "CUDA-graph capture failed (gpu µs 'failed'):"] + failures
     if result.get("e2e"):
         parts += ["", "### WGAN-GP critic step (d_loss + penalty + backward + Adam)", "", e2e_table(result["e2e"])]
     return "\n".join(parts)

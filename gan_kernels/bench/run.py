@@ -28,6 +28,7 @@ from .timing import (
     count_dispatches,
     count_gpu_kernels,
     peak_memory_mib,
+    time_cuda_graph,
     time_fn,
 )
 
@@ -84,8 +85,26 @@ def _error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {first}"[:300]
 
 
+def _graph_error_text(e: BaseException) -> str:
+    """The first error of a failed capture: ending a broken capture raises a second, vaguer one."""
+    chain = [e]
+    while chain[-1].__context__ is not None and len(chain) < 5:
+        chain.append(chain[-1].__context__)
+    root = _error_text(chain[-1])
+    return root if len(chain) == 1 else f"{root} (then {_error_text(e)})"[:300]
+
+
+GRAPH_FIELDS = ("graph_median_ms", "graph_p20_ms", "graph_p80_ms", "graph_error")
+
+
 def measure_case(case: C.Case, impls: Sequence[str], device: torch.device, cfg: TimerConfig,
-                 on_impl: Optional[Callable[[str], None]] = None) -> List[Dict]:
+                 on_impl: Optional[Callable[[str], None]] = None, graph: Optional[bool] = None) -> List[Dict]:
+    """Rows for every (impl, mode) of ``case``.
+
+    ``graph`` (default: on for CUDA, off on CPU) adds the CUDA-graph replay time of the same calls
+    (``graph_*`` fields); a failed capture is recorded in ``graph_error``, the row stays.
+    """
+    graph = device.type == "cuda" if graph is None else graph
     gen = torch.Generator(device=device).manual_seed(zlib.crc32(case.id.encode()))
     k = n_input_sets(case, device)
     sets = [C.make_inputs(case, device, gen) for _ in range(k)]
@@ -104,28 +123,45 @@ def measure_case(case: C.Case, impls: Sequence[str], device: torch.device, cfg: 
             base["first_call_s"] = round(time.perf_counter() - t0, 3)  # for "compiled": compile time
         except Exception as e:  # e.g. a torch.compile failure: record it, keep benchmarking
             err = _error_text(e)
-            rows += [dict(base, mode=m, median_ms=None, p20_ms=None, p80_ms=None, error=err) for m in C.MODES]
+            rows += [dict(base, mode=m, median_ms=None, p20_ms=None, p80_ms=None, error=err,
+                          **{f: None for f in GRAPH_FIELDS}) for m in C.MODES]
             continue
 
         nxt = _cycle(k)
         timings, errors = {}, {}
+        graph_timings, graph_errors = {}, {}
+        held: Dict[str, list] = {}
+
+        def build_outs():
+            held["outs"] = [fn(s) for s in sets]
+            return held["outs"]
 
         def bwd_only(i):
-            return C.backward(outs[i], sets[i], retain_graph=True)
+            return C.backward(held["outs"][i], sets[i], retain_graph=True)
 
+        calls = {
+            "fwd": lambda: fn(sets[nxt()]),
+            # The backward alone, on graphs built beforehand and kept (retain_graph).
+            "bwd": lambda: bwd_only(nxt()),
+            "fwdbwd": lambda: (lambda s: C.backward(fn(s), s))(sets[nxt()]),
+        }
         for mode in C.MODES:
+            prepare = build_outs if mode == "bwd" else None
             try:
-                if mode == "fwd":
-                    timings[mode] = time_fn(lambda: fn(sets[nxt()]), device, cfg)
-                elif mode == "bwd":
-                    # The backward alone, on graphs built beforehand and kept (retain_graph).
-                    outs = [fn(s) for s in sets]
-                    timings[mode] = time_fn(lambda: bwd_only(nxt()), device, cfg)
-                    del outs
-                else:
-                    timings[mode] = time_fn(lambda: (lambda s: C.backward(fn(s), s))(sets[nxt()]), device, cfg)
+                if prepare:
+                    prepare()
+                timings[mode] = time_fn(calls[mode], device, cfg)
             except Exception as e:
                 errors[mode] = _error_text(e)
+            finally:
+                held.clear()
+            if graph and mode not in errors:
+                try:
+                    graph_timings[mode] = time_cuda_graph(calls[mode], cfg, prepare)
+                except Exception as e:  # e.g. an op that syncs with the host: record, keep going
+                    graph_errors[mode] = _graph_error_text(e)
+                finally:
+                    held.clear()
 
         def once():
             return C.backward(fn(sets[0]), sets[0])
@@ -138,30 +174,51 @@ def measure_case(case: C.Case, impls: Sequence[str], device: torch.device, cfg: 
         }
         for mode in C.MODES:
             t = timings.get(mode)
+            g = graph_timings.get(mode)
             row = dict(base, mode=mode, median_ms=t and t.median_ms, p20_ms=t and t.p20_ms,
-                       p80_ms=t and t.p80_ms, error=errors.get(mode))
+                       p80_ms=t and t.p80_ms, error=errors.get(mode),
+                       graph_median_ms=g and g.median_ms, graph_p20_ms=g and g.p20_ms, graph_p80_ms=g and g.p80_ms,
+                       graph_error=graph_errors.get(mode))
             if mode == "fwdbwd":
                 row.update(extra)
             rows.append(row)
     return rows
 
 
+def ratio(baseline_ms: Optional[float], ms: Optional[float]) -> Optional[float]:
+    """baseline time / this time (> 1: faster than the baseline); None when either is missing."""
+    return baseline_ms / ms if (baseline_ms and ms) else None
+
+
 def add_derived(rows: List[Dict], copy_gbps: float, cases_by_key: Dict) -> None:
-    """Speed-ups against the eager and compiled rows of the same case and mode; GB/s; % of copy."""
-    base = {}
+    """Speed-ups against the eager and compiled rows of the same case and mode; GB/s; % of copy.
+
+    Wall-clock times are compared with wall-clock, CUDA-graph times with CUDA-graph times
+    (``graph_speedup_vs_*``): never one with the other.
+    """
+    base, gbase = {}, {}
     for r in rows:
-        if r["impl"] in C.BASELINES and r["median_ms"]:
-            base[(r["name"], r["size"], r["dtype"], r["mode"], r["impl"])] = r["median_ms"]
+        if r["impl"] in C.BASELINES:
+            k = (r["name"], r["size"], r["dtype"], r["mode"], r["impl"])
+            if r["median_ms"]:
+                base[k] = r["median_ms"]
+            if r.get("graph_median_ms"):
+                gbase[k] = r["graph_median_ms"]
     for r in rows:
         key = (r["name"], r["size"], r["dtype"], r["mode"])
         t = r["median_ms"]
         case = cases_by_key[(r["name"], r["size"], r["dtype"])]
         r["bytes"] = case.bytes(r["mode"])
+        for f in GRAPH_FIELDS:
+            r.setdefault(f, None)
+        gt = r["graph_median_ms"]
         for b in C.BASELINES:
-            bt = base.get(key + (b,))
-            r[f"speedup_vs_{b}"] = (bt / t) if (bt and t) else None
+            r[f"speedup_vs_{b}"] = ratio(base.get(key + (b,)), t)
+            r[f"graph_speedup_vs_{b}"] = ratio(gbase.get(key + (b,)), gt)
         r["gbps"] = (r["bytes"] / (t * 1e-3) / 1e9) if t else None
         r["pct_copy"] = (100.0 * r["gbps"] / copy_gbps) if (r["gbps"] and copy_gbps) else None
+        r["graph_gbps"] = (r["bytes"] / (gt * 1e-3) / 1e9) if gt else None
+        r["graph_pct_copy"] = (100.0 * r["graph_gbps"] / copy_gbps) if (r["graph_gbps"] and copy_gbps) else None
         for k in ("ops_dispatched", "gpu_kernels", "peak_mem_mib"):
             r.setdefault(k, None)
 
@@ -182,6 +239,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end critic step")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--no-graph", action="store_true",
+                   help="CUDA: skip the second timing by CUDA-graph replay (kernel time without host overhead)")
 
 
 def _pick_device(name: Optional[str]) -> torch.device:
@@ -245,6 +304,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"note: back ends not available on {device.type} here, skipped: {missing}", file=sys.stderr)
     impls = ["eager"] + ([] if args.no_compile else ["compiled"]) + backends
     cfg = TimerConfig.quick() if args.quick else TimerConfig()
+    graph = device.type == "cuda" and not getattr(args, "no_graph", False)
 
     meta = report.metadata(device, backends, dtypes, args)
     out_dir = args.out or os.path.join("bench", "results", f"{meta['device_slug']}-{meta['date'][:10]}")
@@ -252,6 +312,7 @@ def main(args: argparse.Namespace) -> int:
 
     print(f"gan_kernels bench on {meta['device']} (torch {meta['torch']}, triton {meta['triton']}); "
           f"implementations: {', '.join(impls)}", flush=True)
+    meta["graph"] = ({"calls_per_graph": cfg.graph_calls, "replays": cfg.graph_replays} if graph else None)
     meta["load_average"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     note = busy_cpu_note(device)
     if note:
@@ -284,7 +345,7 @@ def main(args: argparse.Namespace) -> int:
 
             case_impls = impls if case in compile_for else [i for i in impls if i != "compiled"]
             bar.update(len(impls) - len(case_impls))
-            rows += measure_case(case, case_impls, device, cfg, on_impl)
+            rows += measure_case(case, case_impls, device, cfg, on_impl, graph=graph)
         add_derived(rows, meta["copy_gbps"], cases_by_key)
         t_ops = time.perf_counter()
         if not args.no_e2e:

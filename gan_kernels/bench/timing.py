@@ -3,10 +3,15 @@
 GPU: ``triton.testing.do_bench`` (CUDA events around each call, L2 flushed before each call),
 falling back to a CUDA-event loop of our own when triton is missing. CPU: ``time.perf_counter``
 over batches of calls, several batches, after a warm-up.
+
+GPU, second number (:func:`time_cuda_graph`): the same calls captured once in a CUDA graph and
+replayed. Wall-clock of a small op is mostly host time (Python, autograd, launches); the replay
+leaves only the kernels, which is what a training step captured in a CUDA graph pays.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import statistics
@@ -35,10 +40,12 @@ class TimerConfig:
     rep_ms: float = 100.0
     min_sample_ms: float = 2.0  # CPU: one sample is a batch of calls at least this long
     max_samples: int = 25
+    graph_calls: int = 20  # calls captured in one CUDA graph; the replay time is divided by this
+    graph_replays: int = 20  # timed replays (one sample each)
 
     @classmethod
     def quick(cls) -> "TimerConfig":
-        return cls(warmup_ms=10.0, rep_ms=40.0, min_sample_ms=1.0, max_samples=9)
+        return cls(warmup_ms=10.0, rep_ms=40.0, min_sample_ms=1.0, max_samples=9, graph_calls=10, graph_replays=5)
 
 
 def _quantile(xs, q: float) -> float:
@@ -111,6 +118,60 @@ def time_cuda(fn: Callable[[], object], cfg: TimerConfig) -> Timing:
 
 def time_fn(fn: Callable[[], object], device: torch.device, cfg: TimerConfig) -> Timing:
     return time_cuda(fn, cfg) if device.type == "cuda" else time_cpu(fn, cfg)
+
+
+GRAPH_WARMUP_CALLS = 3
+
+
+def time_cuda_graph(fn: Callable[[], object], cfg: TimerConfig,
+                    prepare: Optional[Callable[[], object]] = None) -> Timing:
+    """GPU time of one call of ``fn``: ``cfg.graph_calls`` calls captured in one CUDA graph, replayed.
+
+    What makes the capture valid:
+    * every input ``fn`` touches exists before capture (the caller's input sets), so the graph
+      reads fixed addresses; outputs come from the graph's private pool and are dropped;
+    * gradients come from ``torch.autograd.grad`` (no ``.grad`` accumulation, which would allocate
+      on the first replay only and make the replays differ);
+    * warm-up calls run on the capture stream first: lazy work (Triton compiles and autotuning,
+      cuBLAS workspaces, compiled-graph guards) happens there, not during capture;
+    * the capture stream is a side stream, and ``prepare`` (e.g. building the forward graphs the
+      backward-alone mode differentiates) runs on it too: autograd launches a backward op on the
+      stream its forward ran on, and the legacy default stream may not be used during a capture.
+
+    ``prepare``'s result is kept alive until the timing is done. Capture errors (an op that syncs
+    with the host, a kernel launched on the default stream) propagate: the caller records them.
+    Unlike ``do_bench`` the L2 is not flushed between calls; the input-set rotation (several sets
+    captured in turn) is what keeps small cases from replaying from warm cache.
+    """
+    calls, replays = max(1, cfg.graph_calls), max(1, cfg.graph_replays)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.stream(stream):
+            keep = prepare() if prepare is not None else None  # noqa: F841  (alive until return)
+            for _ in range(GRAPH_WARMUP_CALLS):
+                fn()
+        stream.synchronize()
+        # thread_local: another thread's CUDA call (none expected) cannot invalidate this capture.
+        with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
+            for _ in range(calls):
+                fn()
+        graph.replay()  # the first launch uploads the graph; keep it out of the samples
+        torch.cuda.synchronize()
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(replays)]
+        ends = [torch.cuda.Event(enable_timing=True) for _ in range(replays)]
+        for i in range(replays):
+            starts[i].record()
+            graph.replay()
+            ends[i].record()
+        torch.cuda.synchronize()
+        return _summarise([s.elapsed_time(e) / calls for s, e in zip(starts, ends)])
+    finally:
+        del graph  # frees the graph's private memory pool before the next case allocates
+        keep = None  # noqa: F841
+        with contextlib.suppress(Exception):  # cleanup after a failed capture must not hide its error
+            torch.cuda.synchronize()
 
 
 # --------------------------------------------------------------------------- copy bandwidth
