@@ -130,8 +130,9 @@ def time_cuda_graph(fn: Callable[[], object], cfg: TimerConfig,
     What makes the capture valid:
     * every input ``fn`` touches exists before capture (the caller's input sets), so the graph
       reads fixed addresses; outputs come from the graph's private pool and are dropped;
-    * gradients come from ``torch.autograd.grad`` (no ``.grad`` accumulation, which would allocate
-      on the first replay only and make the replays differ);
+    * gradients come from ``torch.autograd.grad``, never ``.backward()``: nothing accumulates into
+      ``.grad`` (the first captured call would allocate it, the later ones add to it: work the
+      eager timing does not do);
     * warm-up calls run on the capture stream first: lazy work (Triton compiles and autotuning,
       cuBLAS workspaces, compiled-graph guards) happens there, not during capture;
     * the capture stream is a side stream, and ``prepare`` (e.g. building the forward graphs the
@@ -153,8 +154,9 @@ def time_cuda_graph(fn: Callable[[], object], cfg: TimerConfig,
             for _ in range(GRAPH_WARMUP_CALLS):
                 fn()
         stream.synchronize()
-        # thread_local: another thread's CUDA call (none expected) cannot invalidate this capture.
-        with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
+        # Default "global" error mode, as in examples/cuda_graph_critic_step.py (checked on an H200):
+        # autograd runs CUDA backward ops on its own device thread, and that must be checked too.
+        with torch.cuda.graph(graph, stream=stream):
             for _ in range(calls):
                 fn()
         graph.replay()  # the first launch uploads the graph; keep it out of the samples
