@@ -6,8 +6,6 @@ which have the same schemas. Shapes and layouts follow the real kernels exactly 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -25,11 +23,9 @@ def _loss_out(x: Tensor, reduction: int) -> Tensor:
     return x.new_empty(shape, dtype=acc_dtype(x.dtype))
 
 
-def _grad_out(x: Optional[Tensor], keep: bool, dtype: torch.dtype) -> Tensor:
-    if x is None or not keep:
-        ref = x if x is not None else torch.empty(0)
-        return torch.empty((0,), dtype=dtype, device=ref.device)
-    return torch.empty(x.shape, dtype=acc_dtype(x.dtype), device=x.device)
+def _grad_out(x: Tensor, keep: bool, dtype: torch.dtype) -> Tensor:
+    """d loss / d x for a unit upstream gradient (contiguous), or an empty tensor when not kept."""
+    return x.new_empty(x.shape if keep else (0,), dtype=dtype)
 
 
 def d_loss_forward(real, fake, kind, reduction, real_label, drift, ls_fake, ls_real, compute_grad):

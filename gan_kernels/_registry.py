@@ -72,15 +72,10 @@ def register(op: str, backend: str, impl: Callable) -> None:
 
 
 def _reason(name: str) -> Optional[str]:
+    # Every back end registers itself at import, with its own reason when it cannot run
+    # (_cpp.py: _C missing; gan_kernels/__init__.py: triton missing).
     b = _BACKENDS.get(name)
-    if b is None:
-        return {
-            "cpu": "the compiled extension gan_kernels._C is not built (reinstall with "
-            "`pip install --no-build-isolation .`)",
-            "cuda": "the compiled extension gan_kernels._C is not built",
-            "triton": "triton is not installed (`pip install triton`)",
-        }.get(name, "it is not registered")
-    return b.unavailable_reason()
+    return "it is not registered" if b is None else b.unavailable_reason()
 
 
 def available_backends() -> list:

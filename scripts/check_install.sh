@@ -7,8 +7,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-if [ -z "${CUDA_HOME:-}" ] && [ -d /usr/local/cuda ]; then export CUDA_HOME=/usr/local/cuda; fi
-if ! command -v nvidia-smi >/dev/null 2>&1; then export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}; fi
+source scripts/build_env.sh
 
 echo "== pip wheel --no-build-isolation ."
 .venv/bin/pip wheel -q --no-build-isolation --no-deps . -w "$WORK/wheel"

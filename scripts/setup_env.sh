@@ -30,11 +30,7 @@ need = ["pytest", "pytest_benchmark", "numpy", "ninja", "matplotlib", "tqdm", "p
 sys.exit(1 if [m for m in need if importlib.util.find_spec(m) is None] else 0)
 PY
 
-# nvcc may live in /usr/local/bin while the toolkit is /usr/local/cuda (setup.py also knows this).
-if [ -z "${CUDA_HOME:-}" ] && [ -d /usr/local/cuda ]; then export CUDA_HOME=/usr/local/cuda; fi
-# Without a GPU, compile for one architecture (Hopper, sm_90) to keep the build short; with a GPU,
-# torch targets the visible card unless TORCH_CUDA_ARCH_LIST says otherwise.
-if ! command -v nvidia-smi >/dev/null 2>&1; then export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}; fi
+source scripts/build_env.sh
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
 # The build is keyed by a hash of everything it compiles plus the switches that change it: a second
 # run (tests, then the main job) skips the several-minute CUDA compile when nothing changed.

@@ -15,26 +15,16 @@
 //    double running sum, and their order depends only on the element index
 //    (lanes, then a fixed tree): the same bits whatever the thread count.
 #include "cpu_kernels.h"
+#include "simd.h"
 
 #include <cstring>
 #include <type_traits>
 
 #include "gan_kernels/math.h"
 
-// The vector types never cross a call boundary (everything below is inlined
-// into the clone-wrapped entry points), so GCC's ABI note is moot.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 namespace gan_kernels {
 namespace cpu {
 namespace {
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define GK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define GK_CLONES
-#endif
-#define GK_INLINE inline __attribute__((always_inline))
 
 constexpr int L = 16;  // float lanes per vector (one zmm)
 typedef float vf __attribute__((vector_size(4 * L)));

@@ -2,34 +2,16 @@
 //
 // Written with GCC/Clang vector extensions on 64-byte vectors: the compiler
 // maps one vector to a zmm register in the AVX-512 clone, two ymm in the AVX2
-// clone and four xmm in the baseline, and the lane arithmetic is the same in
-// all of them, so which clone runs changes speed, not the reduction order.
-// target_clones (GCC on x86 Linux) builds each function three times and picks
-// one when the library loads.
+// clone and four xmm in the baseline; simd.h has the clone list.
 #include "cpu_kernels.h"
+#include "simd.h"
 
 #include <cstring>
 #include <type_traits>
 
-// The 64-byte vector types only live inside always-inlined helpers, never at
-// a call boundary, so the ABI note about passing them is moot.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 namespace gan_kernels {
 namespace cpu {
 namespace {
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define GK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-// Keeps a*r + b*f as two rounded products and a rounded sum in the clones whose
-// ISA has FMA, matching the reference's separate multiply and add kernels.
-#define GK_NO_CONTRACT __attribute__((optimize("fp-contract=off")))
-#else
-#define GK_CLONES
-#define GK_NO_CONTRACT
-#endif
-
-#define GK_INLINE inline __attribute__((always_inline))
 
 constexpr int kVecBytes = 64;
 typedef float vfloat __attribute__((vector_size(kVecBytes)));

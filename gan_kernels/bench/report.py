@@ -191,22 +191,19 @@ def write(result: Dict, out_dir: str, table: str) -> List[str]:
         json.dump(result, f, indent=1)
     paths.append(p)
 
-    p = os.path.join(out_dir, "results.csv")
-    with open(p, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=META_KEYS + ROW_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for r in result["results"]:
-            w.writerow({**{k: meta[k] for k in META_KEYS}, **r})
-    paths.append(p)
-
-    if result.get("e2e"):
-        p = os.path.join(out_dir, "e2e.csv")
+    def write_csv(name, fields, rows):
+        # Every row carries the run's metadata (device, versions, date) so files can be concatenated.
+        p = os.path.join(out_dir, name)
         with open(p, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=META_KEYS + E2E_FIELDS, extrasaction="ignore")
+            w = csv.DictWriter(f, fieldnames=META_KEYS + fields, extrasaction="ignore")
             w.writeheader()
-            for r in result["e2e"]:
+            for r in rows:
                 w.writerow({**{k: meta[k] for k in META_KEYS}, **r})
         paths.append(p)
+
+    write_csv("results.csv", ROW_FIELDS, result["results"])
+    if result.get("e2e"):
+        write_csv("e2e.csv", E2E_FIELDS, result["e2e"])
 
     p = os.path.join(out_dir, "table.md")
     with open(p, "w") as f:
