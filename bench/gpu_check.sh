@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole GPU check in one run, for a machine with a CUDA GPU (e.g. the lent H100/H200):
-# build in place, the CUDA back end's GPU tests, compute-sanitizer on every kernel, the Triton
-# back end's GPU tests, the other GPU-marked tests, then the benchmarks.
+# build in place, the CUDA back end's GPU tests, the speed targets (`bench --targets`),
+# compute-sanitizer on every kernel, the Triton back end's GPU tests (in SHARDS parallel pytest
+# processes, so Triton's JIT compiles use every core), the other GPU-marked tests, then the
+# benchmarks.
 # The steps share one time budget, BUDGET seconds (default 540), most important first, so a
 # short device lease still yields the build and the correctness tests.
 # Results land in $OUT (default ./out): logs/{summary,build,tests,sanitize,bench}.log and
@@ -18,8 +20,10 @@ export MAX_JOBS=${MAX_JOBS:-16}
 if [ -z "${CUDA_HOME:-}" ] && [ -d /usr/local/cuda ]; then export CUDA_HOME=/usr/local/cuda; fi
 PY=${PYTHON:-python3}
 BUDGET=${BUDGET:-540}
+SHARDS=${SHARDS:-8}
 START=$(date +%s)
 BENCH_DIR=$(mktemp -d)
+SHARD_DIR=$(mktemp -d)
 left() { echo $(( BUDGET - ($(date +%s) - START) )); }
 step() { echo "== $(date +%T) (+$(( $(date +%s) - START ))s) $*" | tee -a "$L/summary.txt"; }
 finish() {
@@ -27,15 +31,31 @@ finish() {
   if [ -n "$(ls -A "$BENCH_DIR" 2>/dev/null)" ]; then tar czf "$OUT/bench.tar.gz" -C "$BENCH_DIR" .; fi
   exit "${1:-0}"
 }
-run_tests() {  # run_tests "<pytest selection>": GPU-marked tests only, appended to tests.log
-  local sel=$1
+run_tests() {  # run_tests <pytest selection...>: GPU-marked tests only, appended to tests.log
+  local sel="$*"
   if [ "$(left)" -le 20 ]; then step "out of time before: pytest $sel"; return; fi
   step "pytest $sel"
   echo "######## pytest $sel" >> "$L/tests.log"
-  # shellcheck disable=SC2086
-  timeout "$(left)" $PY -m pytest -q -ra -m gpu -p no:cacheprovider $sel >> "$L/tests.log" 2>&1
+  timeout "$(left)" $PY -m pytest -q -ra -m gpu -p no:cacheprovider "$@" >> "$L/tests.log" 2>&1
   echo "exit code $?" >> "$L/summary.txt"
   tail -4 "$L/tests.log" >> "$L/summary.txt"
+}
+run_sharded() {  # run_sharded <pytest selection...>: like run_tests, in $SHARDS processes side by side
+  local sel="$*" i pids=()
+  if [ "$(left)" -le 20 ]; then step "out of time before: pytest $sel"; return; fi
+  step "pytest $sel ($SHARDS shards in parallel)"
+  local T
+  T=$(left)
+  for ((i = 0; i < SHARDS; i++)); do
+    timeout "$T" $PY -m pytest -q -ra -m gpu -p no:cacheprovider --shard "$i/$SHARDS" "$@" > "$SHARD_DIR/shard$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}"
+    echo "shard $i/$SHARDS exit code $? -- $(tail -1 "$SHARD_DIR/shard$i.log")" >> "$L/summary.txt"
+    { echo "######## shard $i/$SHARDS: pytest $sel"; cat "$SHARD_DIR/shard$i.log"; } >> "$L/tests.log"
+    rm -f "$SHARD_DIR/shard$i.log"
+  done
 }
 
 step "device"
@@ -50,7 +70,15 @@ if ! GAN_KERNELS_CUDA=1 timeout "$(left)" $PY setup.py build_ext --inplace > "$L
 fi
 $PY -c "import gan_kernels as gk; print('available back ends:', gk.available_backends())" >> "$L/summary.txt" 2>&1
 
-run_tests "tests/test_cuda_build.py tests/test_backends.py -k cuda-cuda"
+run_tests tests/test_cuda_build.py tests/test_backends.py -k cuda-cuda
+
+if [ "$(left)" -gt 60 ]; then
+  step "speed targets (bench --targets)"
+  T=$(left); [ "$T" -gt 240 ] && T=240
+  timeout "$T" $PY -m gan_kernels bench --device cuda --targets --no-compile --no-plots --out "$BENCH_DIR/targets" > "$L/bench.log" 2>&1
+  echo "bench --targets exit code $?" >> "$L/summary.txt"
+  sed -n '/### Speed targets/,$p' "$L/bench.log" >> "$L/summary.txt"
+fi
 
 if [ "$(left)" -gt 30 ] && command -v compute-sanitizer >/dev/null 2>&1; then
   step "compute-sanitizer memcheck"
@@ -60,13 +88,14 @@ if [ "$(left)" -gt 30 ] && command -v compute-sanitizer >/dev/null 2>&1; then
   tail -3 "$L/sanitize.log" >> "$L/summary.txt"
 fi
 
-run_tests "tests/test_triton_ops.py tests/test_backends.py -k triton-cuda"
-run_tests "tests --ignore=tests/test_backends.py --ignore=tests/test_triton_ops.py --ignore=tests/test_cuda_build.py"
+# test_triton_ops.py is GPU-marked as a whole on a CUDA machine; its ids do not say "triton-cuda".
+run_sharded tests/test_triton_ops.py tests/test_backends.py -k "triton-cuda or test_triton_ops"
+run_tests tests --ignore=tests/test_backends.py --ignore=tests/test_triton_ops.py --ignore=tests/test_cuda_build.py
 
 if [ "$(left)" -gt 60 ]; then
   step "benchmarks (${BENCH_ARGS:---quick})"
   # shellcheck disable=SC2086
-  timeout "$(left)" $PY -m gan_kernels bench --device cuda --out "$BENCH_DIR" ${BENCH_ARGS:---quick} > "$L/bench.log" 2>&1
+  timeout "$(left)" $PY -m gan_kernels bench --device cuda --out "$BENCH_DIR/sweep" ${BENCH_ARGS:---quick} >> "$L/bench.log" 2>&1
   echo "bench exit code $?" >> "$L/summary.txt"
   tail -40 "$L/bench.log" >> "$L/summary.txt"
 else

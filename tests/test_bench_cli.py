@@ -328,3 +328,83 @@ def test_cuda_table_shows_graph_columns_and_failures():
     assert (cells["compiled"][gi], cells["compiled"][ri]) == ("failed", "-")
     assert "CUDA-graph replay of 20 calls" in text
     assert "* d_loss/hinge 256 float32 compiled (fwd): RuntimeError: cannot capture" in text
+
+
+# --------------------------------------------------------------------------- speed targets
+def _target_rows(gpu_times, wall_times, capture_error=None):
+    """fwd+bwd rows (plus fwd/bwd for the capture check) of the three target cases, derived."""
+    from gan_kernels.bench import targets as T
+
+    cases = T.target_cases()
+    rows = []
+    for case in cases:
+        for impl in gpu_times:
+            g, w = gpu_times[impl][case.op], wall_times[impl][case.op]
+            for mode in C.MODES:
+                err = capture_error if (impl == "triton" and mode == "bwd" and case.op == "d_loss") else None
+                rows.append(_row(impl, mode, w, None if err else g, case, err))
+    R.add_derived(rows, 4000.0, {(c.name, c.size, c.dtype_name): c for c in cases})
+    return rows
+
+
+def test_targets_judge_graph_times_on_cuda():
+    from gan_kernels.bench import targets as T
+
+    # Penalty: 3 passes over 64*3*256*256 float32 = 150.99 MB; at 4000 GB/s that is 37.7 us.
+    floor_ms = 3 * 64 * 3 * 256 * 256 * 4 / 4000e9 * 1e3
+    gpu = {"eager": {"d_loss": 0.030, "grad_penalty": 0.200},
+           "cuda": {"d_loss": 0.005, "grad_penalty": floor_ms / 0.9},  # 6x, 90 % of copy, 4.8x
+           "triton": {"d_loss": 0.0075, "grad_penalty": floor_ms / 0.8}}  # 4x, 80 % of copy
+    wall = {"eager": {"d_loss": 0.2, "grad_penalty": 0.3},
+            "cuda": {"d_loss": 0.15, "grad_penalty": 0.25},
+            "triton": {"d_loss": 0.10, "grad_penalty": 0.5}}  # triton faster in wall-clock for d_loss
+    rows = _target_rows(gpu, wall, capture_error="RuntimeError: operation not permitted when stream is capturing")
+    v = T.evaluate(rows, "cuda", auto_order={"d_loss": ("cuda", "triton"), "grad_penalty": ("cuda", "triton")})
+    pct = {x["impl"]: x for x in v if "% of copy" in x["target"]}
+    assert pct["cuda"]["value"] == pytest.approx(90.0) and pct["cuda"]["ok"] is True
+    assert pct["triton"]["value"] == pytest.approx(80.0) and pct["triton"]["ok"] is False
+    assert pct["cuda"]["wall_value"] == pytest.approx(100 * floor_ms / 0.25)  # wall-clock shown beside
+    pen = {x["impl"]: x for x in v if x["target"].startswith("grad_penalty") and "x eager" in x["target"]}
+    assert pen["cuda"]["value"] == pytest.approx(0.200 / (floor_ms / 0.9)) and pen["cuda"]["ok"]
+    dl = {(x["impl"], x["target"].split()[1]): x for x in v if x["target"].startswith("d_loss")}
+    assert dl[("cuda", "hinge")]["value"] == pytest.approx(6.0) and dl[("cuda", "hinge")]["ok"]
+    assert dl[("triton", "logistic")]["value"] == pytest.approx(4.0) and not dl[("triton", "logistic")]["ok"]
+    assert dl[("cuda", "hinge")]["wall_value"] == pytest.approx(0.2 / 0.15)
+    cap = {x["impl"]: x for x in v if x["target"].startswith("no host sync")}
+    assert cap["cuda"]["ok"] is True and cap["cuda"]["value"] == 9
+    assert cap["triton"]["ok"] is False and len(cap["triton"]["failed"]) == 2  # hinge and logistic bwd
+    auto = {x["target"].split(": ")[1]: x for x in v if x["target"].startswith("auto")}
+    assert set(auto) == {"d_loss/hinge 256 float32", "d_loss/logistic 256 float32",
+                         "grad_penalty/wgan-gp 64x3x256x256 float32"}
+    assert auto["d_loss/hinge 256 float32"]["ok"] is False  # auto says cuda, triton was faster
+    assert auto["d_loss/hinge 256 float32"]["faster_gpu"] == "cuda"
+    assert auto["grad_penalty/wgan-gp 64x3x256x256 float32"]["ok"] is True
+    text = T.format_verdicts(v, "cuda")
+    assert text.count("PASS") + text.count("FAIL") == len(v)
+    assert "info: GPU target" not in text
+
+
+def test_targets_on_cpu_are_wall_clock_information():
+    from gan_kernels.bench import targets as T
+
+    case = C.Case("d_loss", "hinge", (256,), torch.float32)
+    rows = [_row("eager", "fwdbwd", 0.09, None, case), _row("cpu", "fwdbwd", 0.03, None, case)]
+    R.add_derived(rows, 10.0, {(case.name, case.size, case.dtype_name): case})
+    v = T.evaluate(rows, "cpu")
+    assert [(x["impl"], x["measure"]) for x in v] == [("cpu", "wall-clock")]
+    assert v[0]["value"] == pytest.approx(3.0) and v[0]["ok"] is False
+    assert "FAIL (info: GPU target)" in T.format_verdicts(v, "cpu")
+
+
+def test_targets_cli_on_cpu(tmp_path):
+    stdout = _run_cli("bench", "--targets", "--device", "cpu", "--no-compile", "--no-plots", "--threads", "1",
+                      "--out", str(tmp_path))
+    res = json.loads((tmp_path / "results.json").read_text())
+    cases = {(r["name"], r["size"]) for r in res["results"]}
+    assert cases == {("d_loss/hinge", "256"), ("d_loss/logistic", "256"), ("grad_penalty/wgan-gp", "64x3x256x256")}
+    assert res["e2e"] == []
+    judged = {(v["impl"], v["target"]) for v in res["targets"]}
+    assert len(judged) == 4 and all(i == "cpu" for i, _ in judged)
+    for v in res["targets"]:
+        assert v["value"] > 0 and v["ok"] == (v["value"] >= v["threshold"])
+    assert "### Speed targets of the GPU back ends" in stdout

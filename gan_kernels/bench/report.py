@@ -177,6 +177,12 @@ def format_tables(result: Dict) -> str:
     failures = graph_failures(result["results"])
     if failures:
         parts += ["", "CUDA-graph capture failed (gpu µs 'failed'):"] + failures
+    if result.get("targets"):
+        from .targets import format_verdicts
+
+        judged = "CUDA-graph replay (kernel time)" if meta["device_type"] == "cuda" else "wall-clock, for information"
+        parts += ["", f"### Speed targets of the GPU back ends (float32; judged on {judged})", "",
+                  format_verdicts(result["targets"], meta["device_type"])]
     if result.get("e2e"):
         parts += ["", "### WGAN-GP critic step (d_loss + penalty + backward + Adam)", "", e2e_table(result["e2e"])]
     return "\n".join(parts)

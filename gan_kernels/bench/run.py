@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from . import cases as C
-from . import report
+from . import report, targets
 from .timing import (
     TimerConfig,
     busy_cpu_note,
@@ -239,6 +239,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end critic step")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--targets", action="store_true",
+                   help="only the cases the GPU back ends' speed targets name (d_loss B=256, penalty "
+                        "64x3x256x256, float32), then the PASS/FAIL table (bench/README.md)")
     p.add_argument("--no-graph", action="store_true",
                    help="CUDA: skip the second timing by CUDA-graph replay (kernel time without host overhead)")
 
@@ -291,9 +294,11 @@ def main(args: argparse.Namespace) -> int:
         unknown = [o for o in args.ops if o not in C.known_op_names()]
         if unknown:
             sys.exit(f"unknown --ops {unknown}; expected some of {C.known_op_names()}")
+    if args.targets and args.ops:
+        sys.exit("--targets chooses its own cases: leave out --ops")
     if args.dtypes:
         dtypes = [C.DTYPES[d] for d in args.dtypes]
-    elif device.type == "cuda" and not args.quick:
+    elif device.type == "cuda" and not args.quick and not args.targets:
         dtypes = [torch.float32, torch.bfloat16]
     else:
         dtypes = [torch.float32]
@@ -321,7 +326,10 @@ def main(args: argparse.Namespace) -> int:
     print(f"measured copy bandwidth: {meta['copy_gbps']:.1f} GB/s", flush=True)
 
     t_cases = time.perf_counter()
-    case_list = C.cases_for(device.type, args.quick, args.ops, dtypes)
+    if args.targets:
+        case_list = targets.target_cases(dtypes)
+    else:
+        case_list = C.cases_for(device.type, args.quick, args.ops, dtypes)
     cases_by_key = {(c.name, c.size, c.dtype_name): c for c in case_list}
     if args.quick:
         # Compiling costs seconds per graph on a small CPU, more than all the timing of a quick run:
@@ -336,7 +344,8 @@ def main(args: argparse.Namespace) -> int:
         compile_for = set(case_list)
     rows: List[Dict] = []
     e2e_rows: List[Dict] = []
-    n_e2e = 0 if args.no_e2e else 2 * (1 + len(backends))
+    run_e2e_step = not (args.no_e2e or args.targets)
+    n_e2e = 2 * (1 + len(backends)) if run_e2e_step else 0
     with _progress(len(case_list) * len(impls) + n_e2e) as bar:
         for case in case_list:
             def on_impl(impl, case=case):
@@ -348,7 +357,7 @@ def main(args: argparse.Namespace) -> int:
             rows += measure_case(case, case_impls, device, cfg, on_impl, graph=graph)
         add_derived(rows, meta["copy_gbps"], cases_by_key)
         t_ops = time.perf_counter()
-        if not args.no_e2e:
+        if run_e2e_step:
             from .e2e import run_e2e
 
             def on_e2e(label):
@@ -362,7 +371,7 @@ def main(args: argparse.Namespace) -> int:
     compile_s = sum(r.get("first_call_s") or 0 for r in rows if r["impl"] == "compiled" and r["mode"] == "fwd")
     meta["phase_s"] = {"setup_and_copy": round(t_cases - t_start, 1), "ops": round(t_ops - t_cases, 1),
                        "of_which_compile": round(compile_s, 1), "e2e": round(t_end - t_ops, 1)}
-    result = {"meta": meta, "results": rows, "e2e": e2e_rows}
+    result = {"meta": meta, "results": rows, "e2e": e2e_rows, "targets": targets.evaluate(rows, device.type)}
     table = report.format_tables(result)
     print(table)
     paths = report.write(result, out_dir, table)
