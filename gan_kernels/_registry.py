@@ -27,8 +27,10 @@ OPS = ("d_loss", "g_loss", "interpolate", "grad_penalty")
 #   d_loss hinge / logistic, B=256:    182 / 187 vs 604 / 559 us
 #   g_loss logistic, B=256:            359 vs 627 us
 # Kernel-only (CUDA-graph replay), the cuda penalty runs at 87 % of copy bandwidth (43 us fwd+bwd).
-# At 4M logits the one-block cuda loss then lost to triton (16 ms vs 1.3 ms); the multi-block cuda
-# path added since (past 8192 logits) passed the GPU tests but has no timing yet.
+# At 4M logits both one-block / one-program losses were slow then (cuda 16 ms, triton 1.3-7.4 ms);
+# both now take a grid path past 8192 logits (the cuda one passed the GPU tests, the triton one
+# is tested in the interpreter only); neither has a GPU timing yet. `python -m gan_kernels bench
+# --targets --device cuda` prints whether this order still picks the faster back end.
 AUTO_GPU_ORDER: Dict[str, Tuple[str, ...]] = {
     "d_loss": ("cuda", "triton"),
     "g_loss": ("cuda", "triton"),

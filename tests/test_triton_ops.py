@@ -106,6 +106,36 @@ def test_g_loss_matches_reference(kind, reduction, dtype):
     _compare(fn, inputs, dtype, f"g_loss {kind} {reduction}")
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("loss", ["d", "g"])
+def test_loss_grid_path(loss, reduction, monkeypatch):
+    """Past the one-program limit every kind runs on the grid path and still matches the reference."""
+    from gan_kernels.triton import _utils, losses
+
+    calls = []
+    grid_launch = losses._launch_loss_grid
+    monkeypatch.setattr(losses, "_launch_loss_grid", lambda *a: calls.append(a[4]) or grid_launch(*a))
+    limit = _utils.loss_one_program_max(torch.device(DEVICE))
+    # Two sizes over the limit, neither a multiple of the tile: the tensors run out at different chunks.
+    n_small, n_big = limit + 45, 2 * limit + 301
+    kinds = _kinds.D_LOSS_KINDS if loss == "d" else _kinds.G_LOSS_KINDS
+    for kind in kinds:
+        same = reduction == "none" or kind in _kinds.PAIRED_KINDS
+        a = _rand((n_big,), torch.float32)
+        b = _untie(a, _rand((n_big,), torch.float32)) if same else _rand((n_small,), torch.float32)
+        if loss == "d":
+            opts = dict(drift=0.01) if kind != "least_squares" else dict(ls_targets=(-0.5, 0.75))
+            fn = lambda be, r, f: gk.d_loss(r, f, kind, reduction=reduction, backend=be, **opts)  # noqa: E731
+        elif kind in _kinds.PAIRED_KINDS or kind in _kinds.RELATIVISTIC_KINDS:
+            fn = lambda be, f, r: gk.g_loss(f, kind, real_logits=r, reduction=reduction, backend=be)  # noqa: E731
+        else:
+            fn = lambda be, f: gk.g_loss(f, kind, reduction=reduction, backend=be)  # noqa: E731
+            b = None
+        n_calls = len(calls)
+        _compare(fn, [a] if b is None else [a, b], torch.float32, f"{loss}_loss {kind} {reduction} (grid path)")
+        assert len(calls) > n_calls, f"{loss}_loss {kind}: the grid path did not run"
+
+
 def test_losses_extreme_logits():
     # softplus far out in both tails: exact zeros would mean log(1 + e) lost e (log1p matters).
     x = torch.tensor([-120.0, -40.0, -20.0, -1e-3, 0.0, 1e-3, 20.0, 40.0, 120.0], device=DEVICE)

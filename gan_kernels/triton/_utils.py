@@ -168,6 +168,36 @@ def tile_config(b: int, d: int, device: torch.device):
     return rows, block_d, warps
 
 
+# Loss kernels: up to LOSS_ONE_PROGRAM_MAX logits one program does everything (one launch); past
+# it the grid path of losses.py splits them into at most LOSS_MAX_PARTIALS chunks (a multiple of
+# the tile, at least LOSS_MIN_CHUNK elements). The same crossover as csrc/cuda/losses.cu
+# (kOneBlockMax, reasons there). In the interpreter the limits are tiny so that the tests' "big"
+# logits (1000) take the grid path, the finisher's loop included.
+LOSS_ONE_PROGRAM_MAX = 8192
+LOSS_MAX_PARTIALS = 2048
+LOSS_GRID_TILE = 1024
+_INTERP_LOSS = dict(one_program_max=256, max_partials=8, tile=32, finish_block=4)
+
+
+def loss_one_program_max(device: torch.device) -> int:
+    return _INTERP_LOSS["one_program_max"] if INTERPRET or device.type != "cuda" else LOSS_ONE_PROGRAM_MAX
+
+
+def loss_grid_config(n: int, device: torch.device):
+    """(per, grid, BLOCK, num_warps, FBLOCK) of the grid loss path for n = max(N_r, N_f) logits.
+
+    The chunk per program depends on n alone (never on the card), so the partial sums, and the
+    bits of the loss, are the same on every GPU.
+    """
+    if INTERPRET or device.type != "cuda":
+        tile, max_parts, warps, fmax = _INTERP_LOSS["tile"], _INTERP_LOSS["max_partials"], 1, _INTERP_LOSS["finish_block"]
+    else:
+        tile, max_parts, warps, fmax = LOSS_GRID_TILE, LOSS_MAX_PARTIALS, 4, 1024
+    per = cdiv(cdiv(n, max_parts), tile) * tile  # a multiple of the tile, >= n / max_parts
+    grid = cdiv(n, per)
+    return per, grid, tile, warps, min(next_pow2(grid), fmax)
+
+
 def loss_config(n: int, device: torch.device):
     """(BLOCK, num_warps) of the single-program loss kernels."""
     if INTERPRET or device.type != "cuda":

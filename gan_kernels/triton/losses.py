@@ -1,15 +1,19 @@
 """Triton kernels of the discriminator / generator losses and their backward.
 
-One kernel, ``_loss_fwd_kernel``, serves every kind of both losses: the kind's row of the term
-table (``gan_kernels._kinds.d_loss_spec`` / ``g_loss_spec``, the twin of math.h's LossSpec) arrives
-as compile-time flags (mode, real term, fake term, drift on/off) plus the terms' runtime
-constants. It is a single program that walks the logits in BLOCK-sized chunks and writes the
-loss and, in the same pass, the per-element gradient for a unit upstream gradient, so the
-backward is one scale by grad_out (``_loss_bwd_kernel``). Logits are small (a batch, or a
-PatchGAN map): one program keeps the reduction order fixed (deterministic, no atomics) and the
-whole op at one launch. See docs/kernel_contract.md, section "Losses".
-"""
+Every kind of both losses runs through the same kernels: the kind's row of the term table
+(``gan_kernels._kinds.d_loss_spec`` / ``g_loss_spec``, the twin of math.h's LossSpec) arrives as
+compile-time flags (mode, real term, fake term, drift on/off) plus the terms' runtime constants,
+and one ``@triton.jit`` helper, ``_tile``, computes a tile's terms and gradients for all three
+modes (separate, relativistic, paired). The forward writes the loss and, in the same pass, the
+per-element gradient for a unit upstream gradient, so the backward is one scale by grad_out
+(``_loss_bwd_kernel``).
 
+Two paths, as in csrc/cuda/losses.cu: up to ``LOSS_ONE_PROGRAM_MAX`` logits (a batch, a small
+PatchGAN map) one program does everything in one launch (``_loss_fwd_kernel``); past it a grid
+of programs writes the per-element outputs and fixed-order partial sums that a one-program
+finisher adds (``_launch_loss_grid``). Both are deterministic (no atomics) and sync-free. See
+docs/kernel_contract.md, section "Losses".
+"""
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -21,7 +25,10 @@ from torch import Tensor
 
 from .. import _fake, _kinds
 from ..reference import acc_dtype
-from ._utils import cdiv, device_ctx, div, join3, log1p_unit, loss_config, sigmoid, split3, tl_acc
+from ._utils import (
+    cdiv, device_ctx, div, join3, log1p_unit, loss_config, loss_grid_config, loss_one_program_max, sigmoid,
+    split3, tl_acc,
+)
 
 _NONE, _MEAN = _kinds.REDUCTIONS["none"], _kinds.REDUCTIONS["mean"]
 _D_NAMES = {v: k for k, v in _kinds.D_LOSS_KINDS.items()}
@@ -64,6 +71,57 @@ def _term_grad(x, TYPE: tl.constexpr, t, c, ACC: tl.constexpr):
 
 
 @triton.jit
+def _tile(
+    r, f, mr, mf, shift_r, shift_f, rt, rc, ft, fc, drift, w_r, w_f,
+    MODE: tl.constexpr, RTERM: tl.constexpr, FTERM: tl.constexpr, HAS_DRIFT: tl.constexpr, ACC: tl.constexpr,
+):
+    """One tile's loss terms and gradients for a unit upstream gradient; masked lanes give 0.
+
+    The real term's argument is x = r - shift_r (shift_r = mean f for RELATIVISTIC, 0 for
+    SEPARATE) or x = r - f (PAIRED); the fake term's is f - shift_f (PAIRED has none: the fake
+    logits only enter through x). Returns (vr, vf, a, b): vr = phi_r(x) + drift r^2,
+    vf = phi_f(f - shift_f), a = W_r phi_r'(x), b = W_f phi_f'(f - shift_f) (PAIRED: -a), where
+    a real gradient adds the drift part 2 W_r drift r to a (see _drift_grad).
+    """
+    if MODE == 2:
+        x = r - f
+    else:
+        x = r - shift_r
+    vr = _term_value(x, RTERM, rt, rc, ACC)
+    if HAS_DRIFT:
+        vr = vr + drift * r * r
+    vr = tl.where(mr, vr, 0.0)
+    a = tl.where(mr, w_r * _term_grad(x, RTERM, rt, rc, ACC), 0.0)
+    if MODE == 2:
+        vf = tl.zeros_like(vr)
+        b = -a
+    else:
+        y = f - shift_f
+        vf = tl.where(mf, _term_value(y, FTERM, ft, fc, ACC), 0.0)
+        b = tl.where(mf, w_f * _term_grad(y, FTERM, ft, fc, ACC), 0.0)
+    return vr, vf, a, b
+
+
+@triton.jit
+def _drift_grad(a, r, drift, w_r, HAS_DRIFT: tl.constexpr):
+    if HAS_DRIFT:
+        a = a + 2.0 * w_r * drift * r
+    return a
+
+
+@triton.jit
+def _weights(n_r, n_f, REDUCTION: tl.constexpr, ACC: tl.constexpr):
+    """W of the contract: 1/N for "mean", 1 otherwise (max(., 1): a kind without real logits has N_r = 0)."""
+    if REDUCTION == 1:
+        w_r = div(1.0, tl.cast(tl.maximum(n_r, 1), ACC), ACC)
+        w_f = div(1.0, tl.cast(tl.maximum(n_f, 1), ACC), ACC)
+    else:
+        w_r = tl.cast(1.0, ACC)
+        w_f = tl.cast(1.0, ACC)
+    return w_r, w_f
+
+
+@triton.jit
 def _loss_fwd_kernel(
     r_ptr, f_ptr, loss_ptr, gr_ptr, gf_ptr,
     n_r, n_f, n_max, n_out,
@@ -71,113 +129,191 @@ def _loss_fwd_kernel(
     MODE: tl.constexpr, RTERM: tl.constexpr, FTERM: tl.constexpr, REDUCTION: tl.constexpr,
     COMPUTE_GRAD: tl.constexpr, HAS_DRIFT: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
 ):
+    """The whole loss in one program (small logits): means, terms, sums and gradients."""
     rt = join3(rt0, rt1, rt2, ACC)
     ft = join3(ft0, ft1, ft2, ACC)
     drift = join3(dr0, dr1, dr2, ACC)
-    # W of the contract: 1/N for "mean", 1 otherwise (max(.,1): a kind without real logits has N_r = 0).
-    if REDUCTION == 1:
-        w_r = div(1.0, tl.cast(tl.maximum(n_r, 1), ACC), ACC)
-        w_f = div(1.0, tl.cast(tl.maximum(n_f, 1), ACC), ACC)
-    else:
-        w_r = tl.cast(1.0, ACC)
-        w_f = tl.cast(1.0, ACC)
+    w_r, w_f = _weights(n_r, n_f, REDUCTION, ACC)
     idx = tl.arange(0, BLOCK)
     acc_r = tl.zeros([BLOCK], ACC)
     acc_f = tl.zeros([BLOCK], ACC)
-
-    if MODE == 0:  # SEPARATE: sum_i phi_r(r_i) + drift r_i^2  +  sum_j phi_f(f_j)
+    shift_r = tl.cast(0.0, ACC)
+    shift_f = tl.cast(0.0, ACC)
+    if MODE == 1:  # RELATIVISTIC: each term is shifted by the other tensor's mean
         for start in range(0, n_max, BLOCK):
             offs = start + idx
-            mr = offs < n_r
-            mf = offs < n_f
-            r = tl.load(r_ptr + offs, mask=mr, other=0.0).to(ACC)
-            f = tl.load(f_ptr + offs, mask=mf, other=0.0).to(ACC)
-            vr = _term_value(r, RTERM, rt, rc, ACC)
-            if HAS_DRIFT:
-                vr = vr + drift * r * r
-            vr = tl.where(mr, vr, 0.0)
-            vf = tl.where(mf, _term_value(f, FTERM, ft, fc, ACC), 0.0)
-            if REDUCTION == 0:
-                tl.store(loss_ptr + offs, vr + vf, mask=offs < n_out)
-            else:
-                acc_r += vr
-                acc_f += vf
-            if COMPUTE_GRAD:
-                gr = _term_grad(r, RTERM, rt, rc, ACC)
-                if HAS_DRIFT:
-                    gr = gr + 2.0 * drift * r
-                tl.store(gr_ptr + offs, w_r * gr, mask=mr)
-                tl.store(gf_ptr + offs, w_f * _term_grad(f, FTERM, ft, fc, ACC), mask=mf)
-    elif MODE == 1:  # RELATIVISTIC: phi_r(r_i - mean f) + drift r_i^2  +  phi_f(f_j - mean r)
-        sum_r = tl.zeros([BLOCK], ACC)
-        sum_f = tl.zeros([BLOCK], ACC)
-        for start in range(0, n_max, BLOCK):
-            offs = start + idx
-            sum_r += tl.load(r_ptr + offs, mask=offs < n_r, other=0.0).to(ACC)
-            sum_f += tl.load(f_ptr + offs, mask=offs < n_f, other=0.0).to(ACC)
-        m_r = div(tl.sum(sum_r, axis=0), tl.cast(n_r, ACC), ACC)
-        m_f = div(tl.sum(sum_f, axis=0), tl.cast(n_f, ACC), ACC)
-        sum_a = tl.zeros([BLOCK], ACC)
-        sum_b = tl.zeros([BLOCK], ACC)
-        for start in range(0, n_max, BLOCK):
-            offs = start + idx
-            mr = offs < n_r
-            mf = offs < n_f
-            r = tl.load(r_ptr + offs, mask=mr, other=0.0).to(ACC)
-            f = tl.load(f_ptr + offs, mask=mf, other=0.0).to(ACC)
-            vr = _term_value(r - m_f, RTERM, rt, rc, ACC)
-            if HAS_DRIFT:
-                vr = vr + drift * r * r
-            vr = tl.where(mr, vr, 0.0)
-            vf = tl.where(mf, _term_value(f - m_r, FTERM, ft, fc, ACC), 0.0)
-            if REDUCTION == 0:
-                tl.store(loss_ptr + offs, vr + vf, mask=offs < n_out)
-            else:
-                acc_r += vr
-                acc_f += vf
-            if COMPUTE_GRAD:
-                sum_a += tl.where(mr, w_r * _term_grad(r - m_f, RTERM, rt, rc, ACC), 0.0)
-                sum_b += tl.where(mf, w_f * _term_grad(f - m_r, FTERM, ft, fc, ACC), 0.0)
+            acc_r += tl.load(r_ptr + offs, mask=offs < n_r, other=0.0).to(ACC)
+            acc_f += tl.load(f_ptr + offs, mask=offs < n_f, other=0.0).to(ACC)
+        shift_r = div(tl.sum(acc_f, axis=0), tl.cast(n_f, ACC), ACC)  # mean f
+        shift_f = div(tl.sum(acc_r, axis=0), tl.cast(n_r, ACC), ACC)  # mean r
+        acc_r = tl.zeros([BLOCK], ACC)
+        acc_f = tl.zeros([BLOCK], ACC)
+    sum_a = tl.zeros([BLOCK], ACC)
+    sum_b = tl.zeros([BLOCK], ACC)
+    for start in range(0, n_max, BLOCK):
+        offs = start + idx
+        mr = offs < n_r
+        mf = offs < n_f
+        r = tl.load(r_ptr + offs, mask=mr, other=0.0).to(ACC)
+        f = tl.load(f_ptr + offs, mask=mf, other=0.0).to(ACC)
+        vr, vf, a, b = _tile(r, f, mr, mf, shift_r, shift_f, rt, rc, ft, fc, drift, w_r, w_f,
+                             MODE, RTERM, FTERM, HAS_DRIFT, ACC)
+        if REDUCTION == 0:
+            tl.store(loss_ptr + offs, vr + vf, mask=offs < n_out)
+        else:
+            acc_r += vr
+            acc_f += vf
         if COMPUTE_GRAD:
-            # Each term depends on the other tensor's mean: grad_real_k = a_k + 2 W drift r_k
-            # - (1/N_r) sum_j b_j, grad_fake_k = b_k - (1/N_f) sum_i a_i. The a and b are
-            # recomputed rather than re-read from memory written by other threads.
-            c_r = div(tl.sum(sum_b, axis=0), tl.cast(n_r, ACC), ACC)
-            c_f = div(tl.sum(sum_a, axis=0), tl.cast(n_f, ACC), ACC)
-            for start in range(0, n_max, BLOCK):
-                offs = start + idx
-                mr = offs < n_r
-                mf = offs < n_f
-                r = tl.load(r_ptr + offs, mask=mr, other=0.0).to(ACC)
-                f = tl.load(f_ptr + offs, mask=mf, other=0.0).to(ACC)
-                gr = w_r * _term_grad(r - m_f, RTERM, rt, rc, ACC)
-                if HAS_DRIFT:
-                    gr = gr + 2.0 * w_r * drift * r
-                tl.store(gr_ptr + offs, gr - c_r, mask=mr)
-                tl.store(gf_ptr + offs, w_f * _term_grad(f - m_r, FTERM, ft, fc, ACC) - c_f, mask=mf)
-    else:  # PAIRED: sum_i phi_r(r_i - f_i) + drift r_i^2 (same shapes)
+            if MODE == 1:  # stored below, once the cross terms are known
+                sum_a += a
+                sum_b += b
+            else:
+                tl.store(gr_ptr + offs, _drift_grad(a, r, drift, w_r, HAS_DRIFT), mask=mr)
+                tl.store(gf_ptr + offs, b, mask=mf)
+    if MODE == 1 and COMPUTE_GRAD:
+        # grad_real_k = a_k + 2 W drift r_k - (1/N_r) sum_j b_j, grad_fake_k = b_k - (1/N_f) sum_i a_i;
+        # a and b are recomputed rather than re-read from memory written by other threads.
+        c_r = div(tl.sum(sum_b, axis=0), tl.cast(n_r, ACC), ACC)
+        c_f = div(tl.sum(sum_a, axis=0), tl.cast(n_f, ACC), ACC)
         for start in range(0, n_max, BLOCK):
             offs = start + idx
-            m = offs < n_r
-            r = tl.load(r_ptr + offs, mask=m, other=0.0).to(ACC)
-            f = tl.load(f_ptr + offs, mask=m, other=0.0).to(ACC)
-            v = _term_value(r - f, RTERM, rt, rc, ACC)
-            if HAS_DRIFT:
-                v = v + drift * r * r
-            if REDUCTION == 0:
-                tl.store(loss_ptr + offs, v, mask=m)
-            else:
-                acc_r += tl.where(m, v, 0.0)
-            if COMPUTE_GRAD:
-                g = _term_grad(r - f, RTERM, rt, rc, ACC)
-                gr = g
-                if HAS_DRIFT:
-                    gr = gr + 2.0 * drift * r
-                tl.store(gr_ptr + offs, w_r * gr, mask=m)
-                tl.store(gf_ptr + offs, -(w_r * g), mask=m)
-
+            mr = offs < n_r
+            mf = offs < n_f
+            r = tl.load(r_ptr + offs, mask=mr, other=0.0).to(ACC)
+            f = tl.load(f_ptr + offs, mask=mf, other=0.0).to(ACC)
+            vr, vf, a, b = _tile(r, f, mr, mf, shift_r, shift_f, rt, rc, ft, fc, drift, w_r, w_f,
+                                 MODE, RTERM, FTERM, HAS_DRIFT, ACC)
+            tl.store(gr_ptr + offs, _drift_grad(a, r, drift, w_r, HAS_DRIFT) - c_r, mask=mr)
+            tl.store(gf_ptr + offs, b - c_f, mask=mf)
     if REDUCTION != 0:
         tl.store(loss_ptr, w_r * tl.sum(acc_r, axis=0) + w_f * tl.sum(acc_f, axis=0))
+
+
+# --------------------------------------------------------------------------- multi-program path
+# Large logits (a big PatchGAN map) would leave one program walking millions of elements on one
+# SM. Past ONE_PROGRAM_MAX elements the loss runs as a grid instead, mirroring csrc/cuda/losses.cu:
+# program p owns the fixed chunk [p P, (p + 1) P) with P = _chunk_plan(n) (a function of n alone,
+# so the bits do not depend on the card), writes its elements' outputs and one partial sum per
+# quantity into a scratch row of G partials, and a one-program finisher adds the partials in
+# program order. Scratch layout (acc dtype): rows 0..3 of G partials (sum of r / loss_r, sum of
+# f / loss_f, sum a, sum b), then [mean r, mean f, c_r, c_f]. Launches:
+#   SEPARATE / PAIRED: terms + finish (none: terms only);
+#   RELATIVISTIC: sums + finish(means) + terms + finish(loss, c_r, c_f) + correction.
+# Nothing is read back to the host (CUDA-graph capturable); no atomics (deterministic).
+
+
+@triton.jit
+def _loss_sums_kernel(r_ptr, f_ptr, part_ptr, n_r, n_f, per, G, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    """part[p] = sum of program p's chunk of r, part[G + p] = the same of f (relativistic means)."""
+    pid = tl.program_id(0)
+    begin = pid.to(tl.int64) * per
+    idx = tl.arange(0, BLOCK)
+    acc_r = tl.zeros([BLOCK], ACC)
+    acc_f = tl.zeros([BLOCK], ACC)
+    for step in range(0, per, BLOCK):
+        offs = begin + step + idx
+        acc_r += tl.load(r_ptr + offs, mask=offs < n_r, other=0.0).to(ACC)
+        acc_f += tl.load(f_ptr + offs, mask=offs < n_f, other=0.0).to(ACC)
+    tl.store(part_ptr + pid, tl.sum(acc_r, axis=0))
+    tl.store(part_ptr + G + pid, tl.sum(acc_f, axis=0))
+
+
+@triton.jit
+def _row_total(row_ptr, G, ACC: tl.constexpr, FBLOCK: tl.constexpr):
+    """Sum of G partials in a fixed order."""
+    idx = tl.arange(0, FBLOCK)
+    acc = tl.zeros([FBLOCK], ACC)
+    for start in range(0, G, FBLOCK):
+        acc += tl.load(row_ptr + start + idx, mask=start + idx < G, other=0.0)
+    return tl.sum(acc, axis=0)
+
+
+@triton.jit
+def _loss_finish_kernel(
+    part_ptr, loss_ptr, n_r, n_f, G,
+    FINISH_MEANS: tl.constexpr, REDUCTION: tl.constexpr, WITH_AB: tl.constexpr,
+    ACC: tl.constexpr, FBLOCK: tl.constexpr,
+):
+    """One program: the means (FINISH_MEANS), or the loss and, with WITH_AB, c_r and c_f."""
+    tot_r = _row_total(part_ptr, G, ACC, FBLOCK)
+    tot_f = _row_total(part_ptr + G, G, ACC, FBLOCK)
+    if FINISH_MEANS:
+        tl.store(part_ptr + 4 * G, div(tot_r, tl.cast(n_r, ACC), ACC))
+        tl.store(part_ptr + 4 * G + 1, div(tot_f, tl.cast(n_f, ACC), ACC))
+    else:
+        w_r, w_f = _weights(n_r, n_f, REDUCTION, ACC)
+        tl.store(loss_ptr, w_r * tot_r + w_f * tot_f)
+        if WITH_AB:
+            tot_a = _row_total(part_ptr + 2 * G, G, ACC, FBLOCK)
+            tot_b = _row_total(part_ptr + 3 * G, G, ACC, FBLOCK)
+            tl.store(part_ptr + 4 * G + 2, div(tot_b, tl.cast(n_r, ACC), ACC))  # c_r
+            tl.store(part_ptr + 4 * G + 3, div(tot_a, tl.cast(n_f, ACC), ACC))  # c_f
+
+
+@triton.jit
+def _loss_terms_kernel(
+    r_ptr, f_ptr, loss_ptr, gr_ptr, gf_ptr, part_ptr,
+    n_r, n_f, n_out, per, G,
+    rt0, rt1, rt2, rc, ft0, ft1, ft2, fc, dr0, dr1, dr2,
+    MODE: tl.constexpr, RTERM: tl.constexpr, FTERM: tl.constexpr, REDUCTION: tl.constexpr,
+    COMPUTE_GRAD: tl.constexpr, HAS_DRIFT: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Program p: its chunk's outputs ("none" loss, gradients) and partial sums (rows 0..3)."""
+    rt = join3(rt0, rt1, rt2, ACC)
+    ft = join3(ft0, ft1, ft2, ACC)
+    drift = join3(dr0, dr1, dr2, ACC)
+    w_r, w_f = _weights(n_r, n_f, REDUCTION, ACC)
+    pid = tl.program_id(0)
+    begin = pid.to(tl.int64) * per
+    idx = tl.arange(0, BLOCK)
+    shift_r = tl.cast(0.0, ACC)
+    shift_f = tl.cast(0.0, ACC)
+    if MODE == 1:
+        shift_f = tl.load(part_ptr + 4 * G)  # mean r
+        shift_r = tl.load(part_ptr + 4 * G + 1)  # mean f
+    acc_r = tl.zeros([BLOCK], ACC)
+    acc_f = tl.zeros([BLOCK], ACC)
+    sum_a = tl.zeros([BLOCK], ACC)
+    sum_b = tl.zeros([BLOCK], ACC)
+    for step in range(0, per, BLOCK):
+        offs = begin + step + idx
+        mr = offs < n_r
+        mf = offs < n_f
+        r = tl.load(r_ptr + offs, mask=mr, other=0.0).to(ACC)
+        f = tl.load(f_ptr + offs, mask=mf, other=0.0).to(ACC)
+        vr, vf, a, b = _tile(r, f, mr, mf, shift_r, shift_f, rt, rc, ft, fc, drift, w_r, w_f,
+                             MODE, RTERM, FTERM, HAS_DRIFT, ACC)
+        if REDUCTION == 0:
+            tl.store(loss_ptr + offs, vr + vf, mask=offs < n_out)
+        else:
+            acc_r += vr
+            acc_f += vf
+        if COMPUTE_GRAD:
+            # Relativistic: a_k + drift part and b_k now, minus c_r / c_f in the correction pass.
+            tl.store(gr_ptr + offs, _drift_grad(a, r, drift, w_r, HAS_DRIFT), mask=mr)
+            tl.store(gf_ptr + offs, b, mask=mf)
+            if MODE == 1:
+                sum_a += a
+                sum_b += b
+    if REDUCTION != 0:
+        tl.store(part_ptr + pid, tl.sum(acc_r, axis=0))
+        tl.store(part_ptr + G + pid, tl.sum(acc_f, axis=0))
+    if MODE == 1 and COMPUTE_GRAD:
+        tl.store(part_ptr + 2 * G + pid, tl.sum(sum_a, axis=0))
+        tl.store(part_ptr + 3 * G + pid, tl.sum(sum_b, axis=0))
+
+
+@triton.jit
+def _loss_correct_kernel(gr_ptr, gf_ptr, part_ptr, n_r, n_f, G, BLOCK: tl.constexpr):
+    """Relativistic gradients: grad_real -= c_r, grad_fake -= c_f."""
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    c_r = tl.load(part_ptr + 4 * G + 2)
+    c_f = tl.load(part_ptr + 4 * G + 3)
+    mr = offs < n_r
+    mf = offs < n_f
+    tl.store(gr_ptr + offs, tl.load(gr_ptr + offs, mask=mr, other=0.0) - c_r, mask=mr)
+    tl.store(gf_ptr + offs, tl.load(gf_ptr + offs, mask=mf, other=0.0) - c_f, mask=mf)
 
 
 def _launch_loss(
@@ -194,6 +330,7 @@ def _launch_loss(
     r = real.contiguous() if real is not None else None
     n_f = f.numel()
     n_r = r.numel() if r is not None else 0
+    n_max = max(n_r, n_f)
     relativistic_none = spec.mode == _kinds.MODE_RELATIVISTIC and reduction == _NONE
     keep = compute_grad and not relativistic_none
     loss = out_like.new_empty(out_like.shape if reduction == _NONE else (), dtype=acc)
@@ -202,25 +339,54 @@ def _launch_loss(
         g_f = torch.empty(fake.shape, dtype=acc_dtype(fake.dtype), device=fake.device)
     else:
         g_r = g_f = None
-    block, warps = loss_config(max(n_r, n_f), fake.device)
+    args = (
+        r if r is not None else f, f, loss,
+        g_r if g_r is not None else loss, g_f if g_f is not None else loss,
+    )
+    consts = (
+        *split3(spec.real.t, "real term target"), float(spec.real.c),
+        *split3(spec.fake.t, "fake term target"), float(spec.fake.c),
+        *split3(spec.drift, "drift"),
+    )
+    flags = dict(
+        MODE=spec.mode, RTERM=spec.real.type if r is not None else _kinds.TERM_NONE,
+        FTERM=spec.fake.type, REDUCTION=reduction, COMPUTE_GRAD=keep,
+        HAS_DRIFT=(spec.drift != 0.0 and r is not None), ACC=tl_acc(acc),
+    )
     with device_ctx(fake):
-        _loss_fwd_kernel[(1,)](
-            r if r is not None else f, f, loss,
-            g_r if g_r is not None else loss, g_f if g_f is not None else loss,
-            n_r, n_f, max(n_r, n_f), out_like.numel(),
-            *split3(spec.real.t, "real term target"), float(spec.real.c),
-            *split3(spec.fake.t, "fake term target"), float(spec.fake.c),
-            *split3(spec.drift, "drift"),
-            MODE=spec.mode, RTERM=spec.real.type if r is not None else _kinds.TERM_NONE,
-            FTERM=spec.fake.type, REDUCTION=reduction, COMPUTE_GRAD=keep,
-            HAS_DRIFT=(spec.drift != 0.0 and r is not None), ACC=tl_acc(acc), BLOCK=block,
-            num_warps=warps,
-        )
+        if n_max <= loss_one_program_max(fake.device):
+            block, warps = loss_config(n_max, fake.device)
+            _loss_fwd_kernel[(1,)](*args, n_r, n_f, n_max, out_like.numel(), *consts,
+                                   **flags, BLOCK=block, num_warps=warps)
+        else:
+            _launch_loss_grid(args, consts, flags, spec.mode, reduction, keep, n_r, n_f, out_like.numel(), acc, fake)
     if g_r is None:  # two distinct empties: a custom op's outputs may not alias each other
         g_r = fake.new_empty((0,), dtype=acc)
     if g_f is None:
         g_f = fake.new_empty((0,), dtype=acc)
     return loss, g_r, g_f
+
+
+def _launch_loss_grid(args, consts, flags, mode, reduction, keep, n_r, n_f, n_out, acc, fake) -> None:
+    """The multi-program path (see the comment above _loss_sums_kernel)."""
+    r, f, loss, g_r, g_f = args
+    n_max = max(n_r, n_f)
+    per, grid, block, warps, fblock = loss_grid_config(n_max, fake.device)
+    part = torch.empty((4 * grid + 4,), dtype=acc, device=fake.device)
+    relativistic = mode == _kinds.MODE_RELATIVISTIC
+    if relativistic:
+        _loss_sums_kernel[(grid,)](r, f, part, n_r, n_f, per, grid, ACC=flags["ACC"], BLOCK=block, num_warps=warps)
+        _loss_finish_kernel[(1,)](part, loss, n_r, n_f, grid, FINISH_MEANS=True, REDUCTION=reduction,
+                                  WITH_AB=False, ACC=flags["ACC"], FBLOCK=fblock, num_warps=warps)
+    _loss_terms_kernel[(grid,)](*args, part, n_r, n_f, n_out, per, grid, *consts, **flags,
+                                BLOCK=block, num_warps=warps)
+    if reduction == _NONE:
+        return  # relativistic "none" keeps no gradients: nothing to finish or correct
+    with_ab = relativistic and keep
+    _loss_finish_kernel[(1,)](part, loss, n_r, n_f, grid, FINISH_MEANS=False, REDUCTION=reduction,
+                              WITH_AB=with_ab, ACC=flags["ACC"], FBLOCK=fblock, num_warps=warps)
+    if with_ab:
+        _loss_correct_kernel[(cdiv(n_max, block),)](g_r, g_f, part, n_r, n_f, grid, BLOCK=block, num_warps=warps)
 
 
 @torch.library.custom_op("gan_kernels_triton::d_loss_forward", mutates_args=())
