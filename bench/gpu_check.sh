@@ -6,8 +6,8 @@
 # benchmarks.
 # The steps share one time budget, BUDGET seconds (default 540), most important first, so a
 # short device lease still yields the build and the correctness tests.
-# Results land in $OUT (default ./out): logs/{summary,build,tests,sanitize,bench}.log and
-# bench.tar.gz (the benchmark JSON/CSV/table/plots) -- few files, as a lent machine returns few.
+# Results land in $OUT (default ./out): logs/summary.txt, logs/{build,tests,sanitize,bench,host_profile}.log
+# and bench.tar.gz (the benchmark JSON/CSV/table/plots) -- few files, as a lent machine returns few.
 # Usage: OUT=/some/dir BUDGET=300 bash bench/gpu_check.sh   (needs torch with CUDA, triton, pytest, ninja)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -78,6 +78,13 @@ if [ "$(left)" -gt 60 ]; then
   timeout "$T" $PY -m gan_kernels bench --device cuda --targets --no-compile --no-plots --out "$BENCH_DIR/targets" > "$L/bench.log" 2>&1
   echo "bench --targets exit code $?" >> "$L/summary.txt"
   sed -n '/### Speed targets/,$p' "$L/bench.log" >> "$L/summary.txt"
+fi
+
+if [ "$(left)" -gt 60 ]; then
+  step "host profile (where a small call's wall-clock goes, per back end)"
+  timeout 60 $PY bench/host_profile.py > "$L/host_profile.log" 2>&1
+  echo "host_profile exit code $?" >> "$L/summary.txt"
+  grep "^===" "$L/host_profile.log" >> "$L/summary.txt"
 fi
 
 if [ "$(left)" -gt 30 ] && command -v compute-sanitizer >/dev/null 2>&1; then

@@ -408,3 +408,13 @@ def test_targets_cli_on_cpu(tmp_path):
     for v in res["targets"]:
         assert v["value"] > 0 and v["ok"] == (v["value"] >= v["threshold"])
     assert "### Speed targets of the GPU back ends" in stdout
+
+
+def test_host_profile_script_runs():
+    proc = subprocess.run([sys.executable, "bench/host_profile.py", "--calls", "5", "--top", "3"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    heads = [l for l in proc.stdout.splitlines() if l.startswith("===")]
+    assert len(heads) == 4, proc.stdout[-2000:]  # 2 cases x (cpu, reference)
+    assert all(float(l.split(": ")[-1].split()[0]) > 0 for l in heads)
+    assert "ncalls" in proc.stdout
