@@ -139,7 +139,19 @@ def _sm_count(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
+# Set by gan_kernels.triton._compile_check (the SM count of the GPU it compiles for): the compiled
+# GPU launch configurations then apply to CPU tensors, whose kernels it compiles without running.
+COMPILE_ONLY_SMS: "int | None" = None
+
+
+def gpu_config(device: torch.device) -> bool:
+    """Whether the compiled GPU's launch configurations apply (else the interpreter's tiny ones)."""
+    return COMPILE_ONLY_SMS is not None or (not INTERPRET and device.type == "cuda")
+
+
 def num_sms(device: torch.device) -> int:
+    if COMPILE_ONLY_SMS is not None:
+        return COMPILE_ONLY_SMS
     if device.type == "cuda":
         return _sm_count(device.index if device.index is not None else torch.cuda.current_device())
     return 4
@@ -161,10 +173,11 @@ def tile_config(b: int, d: int, device: torch.device):
     A tile is ROWS samples x BLOCK_D elements of each: one sample's row when D is large, several
     rows when D is small (the 2-d gradients of a toy GAN), so a program never idles on a short row.
     """
-    tile = _INTERP_TILE if INTERPRET or device.type != "cuda" else GPU_TILE
+    gpu = gpu_config(device)
+    tile = GPU_TILE if gpu else _INTERP_TILE
     block_d = min(next_pow2(d), tile)
     rows = max(1, min(tile // block_d, next_pow2(b)))
-    warps = 1 if INTERPRET else min(GPU_WARPS, max(1, rows * block_d // 128))
+    warps = min(GPU_WARPS, max(1, rows * block_d // 128)) if gpu else 1
     return rows, block_d, warps
 
 
@@ -180,7 +193,7 @@ _INTERP_LOSS = dict(one_program_max=256, max_partials=8, tile=32, finish_block=4
 
 
 def loss_one_program_max(device: torch.device) -> int:
-    return _INTERP_LOSS["one_program_max"] if INTERPRET or device.type != "cuda" else LOSS_ONE_PROGRAM_MAX
+    return LOSS_ONE_PROGRAM_MAX if gpu_config(device) else _INTERP_LOSS["one_program_max"]
 
 
 def loss_grid_config(n: int, device: torch.device):
@@ -189,10 +202,10 @@ def loss_grid_config(n: int, device: torch.device):
     The chunk per program depends on n alone (never on the card), so the partial sums, and the
     bits of the loss, are the same on every GPU.
     """
-    if INTERPRET or device.type != "cuda":
-        tile, max_parts, warps, fmax = _INTERP_LOSS["tile"], _INTERP_LOSS["max_partials"], 1, _INTERP_LOSS["finish_block"]
-    else:
+    if gpu_config(device):
         tile, max_parts, warps, fmax = LOSS_GRID_TILE, LOSS_MAX_PARTIALS, 4, 1024
+    else:
+        tile, max_parts, warps, fmax = _INTERP_LOSS["tile"], _INTERP_LOSS["max_partials"], 1, _INTERP_LOSS["finish_block"]
     per = cdiv(cdiv(n, max_parts), tile) * tile  # a multiple of the tile, >= n / max_parts
     grid = cdiv(n, per)
     return per, grid, tile, warps, min(next_pow2(grid), fmax)
@@ -200,7 +213,7 @@ def loss_grid_config(n: int, device: torch.device):
 
 def loss_config(n: int, device: torch.device):
     """(BLOCK, num_warps) of the single-program loss kernels."""
-    if INTERPRET or device.type != "cuda":
+    if not gpu_config(device):
         return 32, 1
     block = min(max(next_pow2(n), 128), GPU_LOSS_BLOCK)
     return block, max(1, min(8, block // 256))

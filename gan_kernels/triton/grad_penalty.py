@@ -24,8 +24,8 @@ from torch import Tensor
 from .. import _fake, _kinds
 from ..reference import acc_dtype
 from ._utils import (
-    INTERPRET, batch_major, cdiv, device_ctx, div, join3, next_pow2, num_sms, out_like, read_as, sqrt, split3,
-    tile_config, tl_acc,
+    batch_major, cdiv, device_ctx, div, gpu_config, join3, next_pow2, num_sms, out_like, read_as, sqrt,
+    split3, tile_config, tl_acc,
 )
 from .interpolate import _tile
 
@@ -160,7 +160,7 @@ def _partial_config(b: int, d: int, device: torch.device):
     row_blocks = cdiv(b, rows)
     want = cdiv(4 * num_sms(device), row_blocks)  # chunks per row block
     tiles = max(1, n_col // max(want, 1))
-    tiles = min(1 << (tiles.bit_length() - 1), 2 if INTERPRET else 64)  # few compiled variants
+    tiles = min(1 << (tiles.bit_length() - 1), 64 if gpu_config(device) else 2)  # few compiled variants
     return rows, block_d, warps, tiles, cdiv(n_col, tiles), row_blocks
 
 
@@ -181,7 +181,8 @@ def grad_penalty_forward(
     rows, block_d, warps, tiles, n_chunks, row_blocks = _partial_config(b, d, grad.device)
     partials = torch.empty((b, n_chunks), dtype=acc, device=grad.device)
     block_c = min(next_pow2(n_chunks), 64)
-    block_b = max(1, min(next_pow2(b), (16 if INTERPRET else 4096) // block_c))
+    gpu = gpu_config(grad.device)
+    block_b = max(1, min(next_pow2(b), (4096 if gpu else 16) // block_c))
     ist = inv_scale_tensor
     with device_ctx(grad):
         _gp_partial_kernel[(row_blocks * n_chunks,)](
@@ -192,7 +193,7 @@ def grad_penalty_forward(
             partials, norms, loss, ist if ist is not None else partials, b, n_chunks,
             *_scalars(center, weight, inv_scale),
             KIND=kind, REDUCTION=reduction, HAS_IST=ist is not None, ACC=tl_acc(grad.dtype),
-            BLOCK_B=block_b, BLOCK_C=block_c, num_warps=1 if INTERPRET else 4,
+            BLOCK_B=block_b, BLOCK_C=block_c, num_warps=4 if gpu else 1,
         )
     return loss, norms
 

@@ -122,6 +122,62 @@ def _weights(n_r, n_f, REDUCTION: tl.constexpr, ACC: tl.constexpr):
 
 
 @triton.jit
+def _consts(rt0, rt1, rt2, ft0, ft1, ft2, dr0, dr1, dr2, n_r, n_f, REDUCTION: tl.constexpr, ACC: tl.constexpr):
+    """The term targets and drift rebuilt from their split3 parts, and the weights W_r, W_f."""
+    w_r, w_f = _weights(n_r, n_f, REDUCTION, ACC)
+    return join3(rt0, rt1, rt2, ACC), join3(ft0, ft1, ft2, ACC), join3(dr0, dr1, dr2, ACC), w_r, w_f
+
+
+@triton.jit
+def _sums(r_ptr, f_ptr, begin, length, n_r, n_f, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    """(sum of r, sum of f) over [begin, begin + length), each tensor masked to its own size."""
+    idx = tl.arange(0, BLOCK)
+    acc_r = tl.zeros([BLOCK], ACC)
+    acc_f = tl.zeros([BLOCK], ACC)
+    for step in range(0, length, BLOCK):
+        offs = begin + step + idx
+        acc_r += tl.load(r_ptr + offs, mask=offs < n_r, other=0.0).to(ACC)
+        acc_f += tl.load(f_ptr + offs, mask=offs < n_f, other=0.0).to(ACC)
+    return tl.sum(acc_r, axis=0), tl.sum(acc_f, axis=0)
+
+
+@triton.jit
+def _pass(
+    r_ptr, f_ptr, loss_ptr, gr_ptr, gf_ptr, begin, length, n_r, n_f, n_out,
+    shift_r, shift_f, c_r, c_f, rt, rc, ft, fc, drift, w_r, w_f,
+    MODE: tl.constexpr, RTERM: tl.constexpr, FTERM: tl.constexpr, REDUCTION: tl.constexpr,
+    HAS_DRIFT: tl.constexpr, STORE_LOSS: tl.constexpr, STORE_GRAD: tl.constexpr,
+    ACC: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """One walk over [begin, begin + length): the "none" loss (STORE_LOSS), the gradients less
+    (c_r, c_f) (STORE_GRAD), and the returned sums of the tiles' vr, vf, a and b."""
+    idx = tl.arange(0, BLOCK)
+    acc_r = tl.zeros([BLOCK], ACC)
+    acc_f = tl.zeros([BLOCK], ACC)
+    sum_a = tl.zeros([BLOCK], ACC)
+    sum_b = tl.zeros([BLOCK], ACC)
+    for step in range(0, length, BLOCK):
+        offs = begin + step + idx
+        mr = offs < n_r
+        mf = offs < n_f
+        r = tl.load(r_ptr + offs, mask=mr, other=0.0).to(ACC)
+        f = tl.load(f_ptr + offs, mask=mf, other=0.0).to(ACC)
+        vr, vf, a, b = _tile(r, f, mr, mf, shift_r, shift_f, rt, rc, ft, fc, drift, w_r, w_f,
+                             MODE, RTERM, FTERM, HAS_DRIFT, ACC)
+        if STORE_LOSS:
+            if REDUCTION == 0:
+                tl.store(loss_ptr + offs, vr + vf, mask=offs < n_out)
+        acc_r += vr
+        acc_f += vf
+        sum_a += a
+        sum_b += b
+        if STORE_GRAD:
+            tl.store(gr_ptr + offs, _drift_grad(a, r, drift, w_r, HAS_DRIFT) - c_r, mask=mr)
+            tl.store(gf_ptr + offs, b - c_f, mask=mf)
+    return tl.sum(acc_r, axis=0), tl.sum(acc_f, axis=0), tl.sum(sum_a, axis=0), tl.sum(sum_b, axis=0)
+
+
+@triton.jit
 def _loss_fwd_kernel(
     r_ptr, f_ptr, loss_ptr, gr_ptr, gf_ptr,
     n_r, n_f, n_max, n_out,
@@ -130,63 +186,36 @@ def _loss_fwd_kernel(
     COMPUTE_GRAD: tl.constexpr, HAS_DRIFT: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """The whole loss in one program (small logits): means, terms, sums and gradients."""
-    rt = join3(rt0, rt1, rt2, ACC)
-    ft = join3(ft0, ft1, ft2, ACC)
-    drift = join3(dr0, dr1, dr2, ACC)
-    w_r, w_f = _weights(n_r, n_f, REDUCTION, ACC)
-    idx = tl.arange(0, BLOCK)
-    acc_r = tl.zeros([BLOCK], ACC)
-    acc_f = tl.zeros([BLOCK], ACC)
-    shift_r = tl.cast(0.0, ACC)
-    shift_f = tl.cast(0.0, ACC)
+    rt, ft, drift, w_r, w_f = _consts(rt0, rt1, rt2, ft0, ft1, ft2, dr0, dr1, dr2, n_r, n_f, REDUCTION, ACC)
+    zero = tl.cast(0.0, ACC)
+    shift_r = zero
+    shift_f = zero
     if MODE == 1:  # RELATIVISTIC: each term is shifted by the other tensor's mean
-        for start in range(0, n_max, BLOCK):
-            offs = start + idx
-            acc_r += tl.load(r_ptr + offs, mask=offs < n_r, other=0.0).to(ACC)
-            acc_f += tl.load(f_ptr + offs, mask=offs < n_f, other=0.0).to(ACC)
-        shift_r = div(tl.sum(acc_f, axis=0), tl.cast(n_f, ACC), ACC)  # mean f
-        shift_f = div(tl.sum(acc_r, axis=0), tl.cast(n_r, ACC), ACC)  # mean r
-        acc_r = tl.zeros([BLOCK], ACC)
-        acc_f = tl.zeros([BLOCK], ACC)
-    sum_a = tl.zeros([BLOCK], ACC)
-    sum_b = tl.zeros([BLOCK], ACC)
-    for start in range(0, n_max, BLOCK):
-        offs = start + idx
-        mr = offs < n_r
-        mf = offs < n_f
-        r = tl.load(r_ptr + offs, mask=mr, other=0.0).to(ACC)
-        f = tl.load(f_ptr + offs, mask=mf, other=0.0).to(ACC)
-        vr, vf, a, b = _tile(r, f, mr, mf, shift_r, shift_f, rt, rc, ft, fc, drift, w_r, w_f,
-                             MODE, RTERM, FTERM, HAS_DRIFT, ACC)
-        if REDUCTION == 0:
-            tl.store(loss_ptr + offs, vr + vf, mask=offs < n_out)
-        else:
-            acc_r += vr
-            acc_f += vf
-        if COMPUTE_GRAD:
-            if MODE == 1:  # stored below, once the cross terms are known
-                sum_a += a
-                sum_b += b
-            else:
-                tl.store(gr_ptr + offs, _drift_grad(a, r, drift, w_r, HAS_DRIFT), mask=mr)
-                tl.store(gf_ptr + offs, b, mask=mf)
+        tot_r, tot_f = _sums(r_ptr, f_ptr, 0, n_max, n_r, n_f, ACC, BLOCK)
+        shift_r = div(tot_f, tl.cast(n_f, ACC), ACC)  # mean f
+        shift_f = div(tot_r, tl.cast(n_r, ACC), ACC)  # mean r
+    # Relativistic gradients wait for the cross terms (second pass); the others are final now.
+    if MODE == 1:
+        store_grad: tl.constexpr = False
+    else:
+        store_grad: tl.constexpr = COMPUTE_GRAD
+    tot_r, tot_f, tot_a, tot_b = _pass(
+        r_ptr, f_ptr, loss_ptr, gr_ptr, gf_ptr, 0, n_max, n_r, n_f, n_out,
+        shift_r, shift_f, zero, zero, rt, rc, ft, fc, drift, w_r, w_f,
+        MODE, RTERM, FTERM, REDUCTION, HAS_DRIFT, True, store_grad, ACC, BLOCK,
+    )
     if MODE == 1 and COMPUTE_GRAD:
         # grad_real_k = a_k + 2 W drift r_k - (1/N_r) sum_j b_j, grad_fake_k = b_k - (1/N_f) sum_i a_i;
         # a and b are recomputed rather than re-read from memory written by other threads.
-        c_r = div(tl.sum(sum_b, axis=0), tl.cast(n_r, ACC), ACC)
-        c_f = div(tl.sum(sum_a, axis=0), tl.cast(n_f, ACC), ACC)
-        for start in range(0, n_max, BLOCK):
-            offs = start + idx
-            mr = offs < n_r
-            mf = offs < n_f
-            r = tl.load(r_ptr + offs, mask=mr, other=0.0).to(ACC)
-            f = tl.load(f_ptr + offs, mask=mf, other=0.0).to(ACC)
-            vr, vf, a, b = _tile(r, f, mr, mf, shift_r, shift_f, rt, rc, ft, fc, drift, w_r, w_f,
-                                 MODE, RTERM, FTERM, HAS_DRIFT, ACC)
-            tl.store(gr_ptr + offs, _drift_grad(a, r, drift, w_r, HAS_DRIFT) - c_r, mask=mr)
-            tl.store(gf_ptr + offs, b - c_f, mask=mf)
+        c_r = div(tot_b, tl.cast(n_r, ACC), ACC)
+        c_f = div(tot_a, tl.cast(n_f, ACC), ACC)
+        _pass(
+            r_ptr, f_ptr, loss_ptr, gr_ptr, gf_ptr, 0, n_max, n_r, n_f, n_out,
+            shift_r, shift_f, c_r, c_f, rt, rc, ft, fc, drift, w_r, w_f,
+            MODE, RTERM, FTERM, REDUCTION, HAS_DRIFT, False, True, ACC, BLOCK,
+        )
     if REDUCTION != 0:
-        tl.store(loss_ptr, w_r * tl.sum(acc_r, axis=0) + w_f * tl.sum(acc_f, axis=0))
+        tl.store(loss_ptr, w_r * tot_r + w_f * tot_f)
 
 
 # --------------------------------------------------------------------------- multi-program path
@@ -206,16 +235,9 @@ def _loss_fwd_kernel(
 def _loss_sums_kernel(r_ptr, f_ptr, part_ptr, n_r, n_f, per, G, ACC: tl.constexpr, BLOCK: tl.constexpr):
     """part[p] = sum of program p's chunk of r, part[G + p] = the same of f (relativistic means)."""
     pid = tl.program_id(0)
-    begin = pid.to(tl.int64) * per
-    idx = tl.arange(0, BLOCK)
-    acc_r = tl.zeros([BLOCK], ACC)
-    acc_f = tl.zeros([BLOCK], ACC)
-    for step in range(0, per, BLOCK):
-        offs = begin + step + idx
-        acc_r += tl.load(r_ptr + offs, mask=offs < n_r, other=0.0).to(ACC)
-        acc_f += tl.load(f_ptr + offs, mask=offs < n_f, other=0.0).to(ACC)
-    tl.store(part_ptr + pid, tl.sum(acc_r, axis=0))
-    tl.store(part_ptr + G + pid, tl.sum(acc_f, axis=0))
+    tot_r, tot_f = _sums(r_ptr, f_ptr, pid.to(tl.int64) * per, per, n_r, n_f, ACC, BLOCK)
+    tl.store(part_ptr + pid, tot_r)
+    tl.store(part_ptr + G + pid, tot_f)
 
 
 @triton.jit
@@ -258,49 +280,29 @@ def _loss_terms_kernel(
     MODE: tl.constexpr, RTERM: tl.constexpr, FTERM: tl.constexpr, REDUCTION: tl.constexpr,
     COMPUTE_GRAD: tl.constexpr, HAS_DRIFT: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """Program p: its chunk's outputs ("none" loss, gradients) and partial sums (rows 0..3)."""
-    rt = join3(rt0, rt1, rt2, ACC)
-    ft = join3(ft0, ft1, ft2, ACC)
-    drift = join3(dr0, dr1, dr2, ACC)
-    w_r, w_f = _weights(n_r, n_f, REDUCTION, ACC)
+    """Program p: its chunk's outputs ("none" loss, gradients) and partial sums (rows 0..3).
+
+    Relativistic gradients are stored as a_k + drift part and b_k; the correction kernel
+    subtracts c_r / c_f once the finisher has them."""
+    rt, ft, drift, w_r, w_f = _consts(rt0, rt1, rt2, ft0, ft1, ft2, dr0, dr1, dr2, n_r, n_f, REDUCTION, ACC)
     pid = tl.program_id(0)
-    begin = pid.to(tl.int64) * per
-    idx = tl.arange(0, BLOCK)
-    shift_r = tl.cast(0.0, ACC)
-    shift_f = tl.cast(0.0, ACC)
+    zero = tl.cast(0.0, ACC)
+    shift_r = zero
+    shift_f = zero
     if MODE == 1:
         shift_f = tl.load(part_ptr + 4 * G)  # mean r
         shift_r = tl.load(part_ptr + 4 * G + 1)  # mean f
-    acc_r = tl.zeros([BLOCK], ACC)
-    acc_f = tl.zeros([BLOCK], ACC)
-    sum_a = tl.zeros([BLOCK], ACC)
-    sum_b = tl.zeros([BLOCK], ACC)
-    for step in range(0, per, BLOCK):
-        offs = begin + step + idx
-        mr = offs < n_r
-        mf = offs < n_f
-        r = tl.load(r_ptr + offs, mask=mr, other=0.0).to(ACC)
-        f = tl.load(f_ptr + offs, mask=mf, other=0.0).to(ACC)
-        vr, vf, a, b = _tile(r, f, mr, mf, shift_r, shift_f, rt, rc, ft, fc, drift, w_r, w_f,
-                             MODE, RTERM, FTERM, HAS_DRIFT, ACC)
-        if REDUCTION == 0:
-            tl.store(loss_ptr + offs, vr + vf, mask=offs < n_out)
-        else:
-            acc_r += vr
-            acc_f += vf
-        if COMPUTE_GRAD:
-            # Relativistic: a_k + drift part and b_k now, minus c_r / c_f in the correction pass.
-            tl.store(gr_ptr + offs, _drift_grad(a, r, drift, w_r, HAS_DRIFT), mask=mr)
-            tl.store(gf_ptr + offs, b, mask=mf)
-            if MODE == 1:
-                sum_a += a
-                sum_b += b
+    tot_r, tot_f, tot_a, tot_b = _pass(
+        r_ptr, f_ptr, loss_ptr, gr_ptr, gf_ptr, pid.to(tl.int64) * per, per, n_r, n_f, n_out,
+        shift_r, shift_f, zero, zero, rt, rc, ft, fc, drift, w_r, w_f,
+        MODE, RTERM, FTERM, REDUCTION, HAS_DRIFT, True, COMPUTE_GRAD, ACC, BLOCK,
+    )
     if REDUCTION != 0:
-        tl.store(part_ptr + pid, tl.sum(acc_r, axis=0))
-        tl.store(part_ptr + G + pid, tl.sum(acc_f, axis=0))
+        tl.store(part_ptr + pid, tot_r)
+        tl.store(part_ptr + G + pid, tot_f)
     if MODE == 1 and COMPUTE_GRAD:
-        tl.store(part_ptr + 2 * G + pid, tl.sum(sum_a, axis=0))
-        tl.store(part_ptr + 3 * G + pid, tl.sum(sum_b, axis=0))
+        tl.store(part_ptr + 2 * G + pid, tot_a)
+        tl.store(part_ptr + 3 * G + pid, tot_b)
 
 
 @triton.jit
