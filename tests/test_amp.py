@@ -51,9 +51,9 @@ def _skip_unless(backend: str, dtype: torch.dtype = None) -> None:
         pytest.skip("this torch has no device-generic torch.amp.GradScaler")
 
 
-def _scaler(init_scale: float = 2.0**10) -> "torch.amp.GradScaler":
+def _scaler(init_scale: float = 2.0**10, device: str = "cpu") -> "torch.amp.GradScaler":
     # growth_interval large so no scale growth happens inside a test; backoff 0.5 is the default.
-    return torch.amp.GradScaler("cpu", init_scale=init_scale, growth_interval=10_000)
+    return torch.amp.GradScaler(device, init_scale=init_scale, growth_interval=10_000)
 
 
 def _tiny(backend: str) -> bool:
@@ -219,7 +219,7 @@ def _overflow_step(critic, real, fake, alpha, backend, scaler, dtype, poison):
         return critic(x) * poison
 
     opt.zero_grad(set_to_none=True)
-    with torch.autocast("cpu", dtype=dtype):
+    with torch.autocast(real.device.type, dtype=dtype):
         adv = gk.d_loss(poisoned(real), poisoned(fake), "wasserstein", backend=backend)
         gp = gk.gradient_penalty(poisoned, real, fake, alpha=alpha, scaler=scaler, backend=backend)
     scaler.scale(adv + gp).backward()
@@ -282,3 +282,58 @@ def test_grad_penalty_inv_scale_tensor_propagates_nonfinite(backend):
     (dg,) = torch.autograd.grad(p, bad)
     assert not torch.isfinite(p) or not torch.isfinite(dg).all()
     assert not torch.isfinite(dg[2]).all()
+
+
+# --------------------------------------------------------------------------- CUDA (bench/gpu_check.sh)
+CUDA_BACKENDS = ("cuda", "triton", "reference")
+
+
+def _cuda_setup(backend: str, seed: int):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    if backend not in gk.available_backends():
+        pytest.skip(f"back end {backend!r} is not available here ({gk.available_backends()})")
+    critic, real, fake, alpha = _setup(backend, seed=seed, conv=True)
+    return critic.cuda(), real.cuda(), fake.cuda(), alpha.cuda()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", LOW_DTYPES, ids=["bf16", "fp16"])
+@pytest.mark.parametrize("backend", CUDA_BACKENDS)
+def test_cuda_autocast_critic_step_matches_fp32(backend, dtype):
+    """CUDA autocast + GradScaler through d_loss and the fused-unscale penalty of a conv critic."""
+    critic, real, fake, alpha = _cuda_setup(backend, seed=9)
+    critic_amp = copy.deepcopy(critic)
+    adv, gp = _critic_loss(critic, real, fake, alpha, backend)
+    (adv + gp).backward()
+    opt = torch.optim.SGD(critic_amp.parameters(), lr=1e-2)
+    scaler = _scaler(2.0**10, "cuda")
+    with torch.autocast("cuda", dtype=dtype):
+        adv_a, gp_a = _critic_loss(critic_amp, real, fake, alpha, backend, scaler=scaler)
+    assert adv_a.dtype == gp_a.dtype == torch.float32
+    scaler.scale(adv_a + gp_a).backward()
+    scaler.unscale_(opt)
+    assert abs(adv_a.item() - adv.item()) <= 5e-2 * (1 + abs(adv.item()))
+    assert abs(gp_a.item() - gp.item()) <= 5e-2 * (1 + abs(gp.item()))
+    for g_a, g in zip(_grads(critic_amp), _grads(critic)):
+        assert torch.isfinite(g_a).all()
+        assert _rel_err(g_a, g) < 0.1, (_rel_err(g_a, g), dtype)
+    scaler.step(opt)
+    scaler.update()
+    assert scaler.get_scale() == 2.0**10
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", CUDA_BACKENDS)
+def test_cuda_injected_inf_skips_step(backend):
+    critic, real, fake, alpha = _cuda_setup(backend, seed=10)
+    scaler = _scaler(2.0**10, "cuda")
+    poison = torch.ones(real.shape[0], device="cuda")
+    poison[1] = float("inf")
+    changed, scale_before, scale_after, _ = _overflow_step(
+        critic, real, fake, alpha, backend, scaler, torch.float16, poison)
+    assert not changed, "scaler.step must skip an update whose gradients are not finite"
+    assert scale_after == scale_before * 0.5
+    changed, _, scale_after2, gp = _overflow_step(
+        critic, real, fake, alpha, backend, scaler, torch.float16, torch.ones_like(poison))
+    assert changed and scale_after2 == scale_after and torch.isfinite(gp)
