@@ -342,16 +342,23 @@ def test_torch_compile_fullgraph():
 @pytest.mark.skipif(DEVICE != "cuda", reason="needs a CUDA device")
 def test_cuda_graph_capture():
     # No host sync anywhere (inv_scale is read on the device): the whole step captures and replays.
+    # The relativistic loss at 9000 / 12000 logits takes the grid path: 5 launches and a scratch
+    # tensor allocated inside the op (from the graph's pool), nothing read back.
     r, f = _rand((64,), torch.float32), _rand((64,), torch.float32)
     g = _rand((8, 3, 16, 16), torch.float32)
+    rb, fb = _rand((9000,), torch.float32), _rand((12000,), torch.float32)
     inv = torch.tensor(0.5, device=DEVICE)
-    static = [x.clone().requires_grad_() for x in (r, f, g)]
+    static = [x.clone().requires_grad_() for x in (r, f, g, rb, fb)]
+
+    def losses(t, backend):
+        loss = gk.d_loss(t[0], t[1], "logistic", backend=backend)
+        loss = loss + gk.grad_penalty(t[2], "wgan-gp", inv_scale=inv, backend=backend)
+        return loss + gk.d_loss(t[3], t[4], "relativistic", backend=backend)
 
     def step():
         for x in static:
             x.grad = None
-        loss = gk.d_loss(static[0], static[1], "logistic", backend="triton")
-        loss = loss + gk.grad_penalty(static[2], "wgan-gp", inv_scale=inv, backend="triton")
+        loss = losses(static, "triton")
         loss.backward()
         return loss
 
@@ -370,8 +377,7 @@ def test_cuda_graph_capture():
     graph.replay()
     torch.cuda.synchronize()
     ref = [y.clone().requires_grad_() for y in new]
-    expected = gk.d_loss(ref[0], ref[1], "logistic", backend="reference") + gk.grad_penalty(
-        ref[2], "wgan-gp", inv_scale=inv, backend="reference")
+    expected = losses(ref, "reference")
     expected.backward()
     torch.testing.assert_close(out, expected)
     for x, y in zip(static, ref):
