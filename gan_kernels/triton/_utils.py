@@ -182,13 +182,14 @@ def tile_config(b: int, d: int, device: torch.device):
 
 
 # Loss kernels: up to LOSS_ONE_PROGRAM_MAX logits one program does everything (one launch); past
-# it the grid path of losses.py splits them into at most LOSS_MAX_PARTIALS chunks (a multiple of
-# the tile, at least LOSS_MIN_CHUNK elements). The same crossover as csrc/cuda/losses.cu
+# it the grid path of losses.py splits them into at most LOSS_MAX_PARTIALS chunks, each a multiple
+# of LOSS_GRID_TILE elements. The same crossover as csrc/cuda/losses.cu
 # (kOneBlockMax, reasons there). In the interpreter the limits are tiny so that the tests' "big"
 # logits (1000) take the grid path, the finisher's loop included.
 LOSS_ONE_PROGRAM_MAX = 8192
 LOSS_MAX_PARTIALS = 2048
-LOSS_GRID_TILE = 1024
+LOSS_GRID_TILE = 1024  # elements per program step (8 per thread at 4 warps: two 128-bit loads)
+LOSS_GRID_WARPS = 4  # an estimate, not yet measured: `python -m gan_kernels.triton._tune` sweeps both
 _INTERP_LOSS = dict(one_program_max=256, max_partials=8, tile=32, finish_block=4)
 
 
@@ -203,7 +204,7 @@ def loss_grid_config(n: int, device: torch.device):
     bits of the loss, are the same on every GPU.
     """
     if gpu_config(device):
-        tile, max_parts, warps, fmax = LOSS_GRID_TILE, LOSS_MAX_PARTIALS, 4, 1024
+        tile, max_parts, warps, fmax = LOSS_GRID_TILE, LOSS_MAX_PARTIALS, LOSS_GRID_WARPS, 1024
     else:
         tile, max_parts, warps, fmax = _INTERP_LOSS["tile"], _INTERP_LOSS["max_partials"], 1, _INTERP_LOSS["finish_block"]
     per = cdiv(cdiv(n, max_parts), tile) * tile  # a multiple of the tile, >= n / max_parts
