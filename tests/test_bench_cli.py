@@ -418,3 +418,30 @@ def test_host_profile_script_runs():
     assert len(heads) == 4, proc.stdout[-2000:]  # 2 cases x (cpu, reference)
     assert all(float(l.split(": ")[-1].split()[0]) > 0 for l in heads)
     assert "ncalls" in proc.stdout
+
+
+def test_suggest_auto_order_and_results_file_cli(tmp_path):
+    from gan_kernels.bench import targets as T
+
+    a = C.Case("d_loss", "hinge", (256,), torch.float32)
+    b = C.Case("d_loss", "hinge", (4096,), torch.float32)
+    g = C.Case("grad_penalty", "wgan-gp", (64, 3, 256, 256), torch.float32)
+    # d_loss: cuda faster at 256 (0.1 vs 0.3), triton faster at 4096 (0.2 vs 0.1): geometric means
+    # sqrt(0.1 * 0.2) = 0.141 < sqrt(0.3 * 0.1) = 0.173, so cuda first. Penalty: triton faster.
+    rows = [_row("cuda", "fwdbwd", 0.1, 0.004, a), _row("triton", "fwdbwd", 0.3, 0.003, a),
+            _row("cuda", "fwdbwd", 0.2, None, b), _row("triton", "fwdbwd", 0.1, None, b),
+            _row("cuda", "fwdbwd", 0.5, 0.05, g), _row("triton", "fwdbwd", 0.4, 0.045, g),
+            _row("eager", "fwdbwd", 0.9, 0.2, g)]
+    s = T.suggest_auto_order(rows)
+    assert s["d_loss"]["order"] == ("cuda", "triton")
+    assert s["grad_penalty"]["order"] == ("triton", "cuda")
+    assert s["d_loss"]["cases"][0] == "d_loss/hinge 256: 100 vs 300 us (gpu 4.0 vs 3.0 us)"
+    R.add_derived(rows, 4000.0, {(c.name, c.size, c.dtype_name): c for c in (a, b, g)})
+    meta = {"device": "Test GPU", "torch": "x", "triton": "y", "date": "2026-01-01", "device_type": "cuda"}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"meta": meta, "results": rows, "e2e": []}))
+    proc = subprocess.run([sys.executable, "-m", "gan_kernels.bench.targets", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '"grad_penalty": (\'triton\', \'cuda\'),' in proc.stdout
+    assert "grad_penalty wgan-gp 64x3x256x256 fwd+bwd, x eager" in proc.stdout

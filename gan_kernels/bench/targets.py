@@ -147,3 +147,62 @@ def format_verdicts(verdicts: List[Dict], device_type: str) -> str:
         lines.append([v["target"], v["impl"], v["measure"], value, wall, need + extra, verdict])
     header = ["target", "impl", "judged on", "value", "wall-clock", "needs", "verdict"]
     return _md_table(header, lines)
+
+
+# --------------------------------------------------------------------------- auto order from a run
+def suggest_auto_order(rows: List[Dict]) -> Dict[str, Dict]:
+    """Per op, the GPU back ends ordered by the geometric mean of their fwd+bwd wall-clock over the
+    run's float32 cases (what ``AUTO_GPU_ORDER`` in gan_kernels/_registry.py is decided by), with the
+    per-case wall-clock and graph times behind it."""
+    import math
+
+    fb = [r for r in rows if r["mode"] == "fwdbwd" and r["impl"] in ("cuda", "triton") and r["dtype"] == "float32"]
+    out: Dict[str, Dict] = {}
+    for op in sorted({r["op"] for r in fb}):
+        cases = sorted({(r["name"], r["size"], r["numel"]) for r in fb if r["op"] == op}, key=lambda c: (c[0], c[2]))
+        times = {(r["name"], r["size"], r["impl"]): r for r in fb if r["op"] == op}
+        both = [c for c in cases if all((c[0], c[1], i) in times and times[(c[0], c[1], i)].get("median_ms")
+                                        for i in ("cuda", "triton"))]
+        if not both:
+            continue
+        logs = {i: sum(math.log(times[(c[0], c[1], i)]["median_ms"]) for c in both) / len(both)
+                for i in ("cuda", "triton")}
+        order = tuple(sorted(logs, key=logs.get))
+        lines = []
+        for name, size, _ in both:
+            cu, tr = times[(name, size, "cuda")], times[(name, size, "triton")]
+            gpu = ""
+            if cu.get("graph_median_ms") and tr.get("graph_median_ms"):
+                gpu = f" (gpu {cu['graph_median_ms'] * 1e3:.1f} vs {tr['graph_median_ms'] * 1e3:.1f} us)"
+            lines.append(f"{name} {size}: {cu['median_ms'] * 1e3:.0f} vs {tr['median_ms'] * 1e3:.0f} us{gpu}")
+        out[op] = {"order": order, "cases": lines}
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m gan_kernels.bench.targets results.json``: the verdicts and the suggested auto order."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(description="Speed-target verdicts and the suggested AUTO_GPU_ORDER of a bench run")
+    p.add_argument("results", help="results.json written by `python -m gan_kernels bench`")
+    args = p.parse_args(argv)
+    with open(args.results) as f:
+        result = json.load(f)
+    meta, rows = result["meta"], result["results"]
+    print(f"{meta['device']} -- torch {meta['torch']}, triton {meta['triton']}, {meta['date']}\n")
+    print(format_verdicts(evaluate(rows, meta["device_type"]), meta["device_type"]))
+    suggestion = suggest_auto_order(rows)
+    if suggestion:
+        print("\nSuggested AUTO_GPU_ORDER (cuda vs triton fwd+bwd wall-clock, float32):")
+        for op, s in suggestion.items():
+            print(f'    "{op}": {s["order"]!r},')
+            for line in s["cases"]:
+                print(f"        # {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
