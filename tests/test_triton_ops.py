@@ -298,9 +298,15 @@ def _opcheck_cases():
     g = _rand((3, 2, 4, 5), torch.float32).contiguous(memory_format=torch.channels_last)
     alpha = torch.rand(3, device=DEVICE)
     _, norms = OPS.grad_penalty_forward(g, 0, 1.0, 1.0, 1, 1.0, None)
+    # Past the one-program limit: the grid path (scratch partials, several launches) under opcheck too.
+    from gan_kernels.triton._utils import loss_one_program_max
+
+    n_big = loss_one_program_max(torch.device(DEVICE)) + 37
+    rb, fb = _rand((n_big,), torch.float32), _rand((n_big + 5,), torch.float32)
     return {
         "d_loss_forward": [(r, f, 0, 1, 0.9, 0.1, 0.0, 1.0, True), (r, f, 4, 0, 1.0, 0.0, 0.0, 1.0, True),
-                           (r.half(), f.half(), 5, 2, 1.0, 0.0, 0.0, 1.0, False)],
+                           (r.half(), f.half(), 5, 2, 1.0, 0.0, 0.0, 1.0, False),
+                           (rb, fb, 4, 1, 1.0, 0.01, 0.0, 1.0, True)],
         "g_loss_forward": [(f, None, 1, 1, 1.0, True), (f, r, 5, 1, 1.0, True), (f, r, 6, 0, 1.0, True)],
         "loss_backward": [(torch.randn(()), r, f, torch.float16, torch.float32),
                           (torch.randn(6, 1, 2, 3), r, r.new_empty((0,)), torch.float32, torch.float32)],
