@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
+import os
 import pstats
 import time
 
@@ -66,13 +66,14 @@ def main() -> None:
                 fn(backend)
             sync()
             prof.disable()
-            out = io.StringIO()
-            stats = pstats.Stats(prof, stream=out)
-            stats.sort_stats("tottime").print_stats(args.top)
-            body = out.getvalue()
-            body = body[body.find("ncalls"):] if "ncalls" in body else body
-            print(f"\n=== {name} -- {backend}: {per_call:.1f} us per call (unprofiled)\n"
-                  f"(profile: seconds over {args.calls} calls; tottime / {args.calls} = per call)\n{body.rstrip()}")
+            stats = pstats.Stats(prof)
+            rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[: args.top]
+            lines = [f"{'own us':>8} {'incl us':>8} {'calls':>6}  function (per call of the case)"]
+            for (path, line, func), (_, ncalls, tottime, cumtime, _) in rows:
+                where = f"{os.path.basename(path)}:{line}({func})" if path != "~" else func
+                lines.append(f"{tottime / args.calls * 1e6:8.2f} {cumtime / args.calls * 1e6:8.2f} "
+                             f"{ncalls / args.calls:6.1f}  {where}")
+            print(f"\n=== {name} -- {backend}: {per_call:.1f} us per call (unprofiled)\n" + "\n".join(lines))
 
 
 if __name__ == "__main__":
