@@ -417,7 +417,7 @@ def test_host_profile_script_runs():
     heads = [l for l in proc.stdout.splitlines() if l.startswith("===")]
     assert len(heads) == 4, proc.stdout[-2000:]  # 2 cases x (cpu, reference)
     assert all(float(l.split(": ")[-1].split()[0]) > 0 for l in heads)
-    assert "own us" in proc.stdout and "d_loss_forward" in proc.stdout
+    assert proc.stdout.count("own us") == 4
 
 
 def test_suggest_auto_order_and_results_file_cli(tmp_path):
