@@ -3,7 +3,9 @@
 Each op is a ``torch.library.custom_op`` in the ``gan_kernels_triton`` namespace with the C++
 op's schema and an explicit fake kernel (``gan_kernels._fake``), so opcheck and
 ``torch.compile(fullgraph=True)`` see through it; the autograd Functions are the shared ones
-of ``gan_kernels._autograd``. (``triton_op`` + ``wrap_triton`` would let Inductor fuse around
+of ``gan_kernels._autograd``. A plain eager call runs the op's Python implementation directly
+(:func:`_direct`): the Python custom-op dispatch costs ~15 us per call, as much as the kernel
+launch itself, and small ops on a GPU are host-bound. (``triton_op`` + ``wrap_triton`` would let Inductor fuse around
 the kernels on GPU, but fails under ``TRITON_INTERPRET=1``, where CI runs these kernels.)
 
 Files, one per op family: ``losses.py`` (d_loss, g_loss, their backward), ``interpolate.py``,
@@ -25,6 +27,7 @@ import triton.language  # noqa: F401
 import torch
 
 from .. import _autograd, _fake, _registry
+from ._utils import IMPLS
 
 try:
     from . import grad_penalty, interpolate, losses  # noqa: F401  (registers the custom ops)
@@ -50,7 +53,33 @@ def _runs_on(device_type: str) -> bool:
     return device_type == "cpu" and _interpret()
 
 
-OPS = SimpleNamespace(**{name: getattr(torch.ops.gan_kernels_triton, name) for name in OP_NAMES})
+def _plain_eager(args) -> bool:
+    """Whether a call may skip the dispatcher: eager mode, plain tensors, nobody watching.
+
+    Anything that has to see the op itself takes the registered op instead: torch.compile /
+    export tracing, a dispatch or function mode (fake tensors, make_fx, ``with torch.device``),
+    functorch transforms, the profiler (which then shows the op's name), tensor subclasses.
+    The two paths run the same implementation, so they give the same bits.
+    """
+    if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack()
+            or torch._C._is_torch_function_mode_enabled() or torch._C._are_functorch_transforms_active()
+            or torch._C._autograd._profiler_enabled()):
+        return False
+    return all(type(a) is torch.Tensor for a in args if isinstance(a, torch.Tensor))
+
+
+def _direct(name: str):
+    """The callable the autograd Functions use for op ``name``: see _plain_eager."""
+    op, impl = getattr(torch.ops.gan_kernels_triton, name), IMPLS[name]
+
+    def call(*args):
+        return impl(*args) if _plain_eager(args) else op(*args)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+OPS = SimpleNamespace(**{name: _direct(name) for name in OP_NAMES})
 
 _registry.register_backend("triton", _unavailable_reason, _runs_on)
 FUNCTIONS = _autograd.register_kernel_backend("triton", OPS)

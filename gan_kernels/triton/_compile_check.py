@@ -113,12 +113,17 @@ def _is_128bit(op: str) -> bool:
     return ".v4" in op or (".v2" in op and op.endswith(("64", ".f64", ".b64", ".u64", ".s64")))
 
 
-def install(arch: int = 90, sms: int = 132) -> List[tuple]:
-    """Stand-in driver + compile-only launches; returns the list the launches are recorded in."""
+def install_driver(arch: int = 90, sms: int = 132) -> None:
+    """The stand-in driver for ``sm_<arch>`` with ``sms`` SMs: kernels compile, launches need stubbing."""
     from . import _utils
 
     driver.set_active(_CompileOnlyDriver(GPUTarget("cuda", arch, 32)))
     _utils.COMPILE_ONLY_SMS = sms
+
+
+def install(arch: int = 90, sms: int = 132) -> List[tuple]:
+    """Stand-in driver + compile-only launches; returns the list the launches are recorded in."""
+    install_driver(arch, sms)
     record: List[tuple] = []
     original = JITFunction.run
 

@@ -16,6 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .. import _fake
 from .._layout import empty_batch_major, is_batch_major, match_layout
 from ..reference import acc_dtype
 
@@ -33,6 +34,27 @@ def device_ctx(t: torch.Tensor):
     if t.is_cuda:
         return torch.cuda.device(t.device)
     return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------- op registration
+IMPLS: dict = {}  # op name -> the Python function its registered custom op runs
+
+
+def custom_op(name: str):
+    """Register the decorated function as the op ``gan_kernels_triton::<name>`` with its fake kernel.
+
+    Returns the function itself and records it in IMPLS, so that ``gan_kernels.triton`` can run it
+    without the dispatcher on plain eager calls; whatever traces (torch.compile, opcheck, fake
+    tensors) goes through the registered op.
+    """
+
+    def register(fn):
+        torch.library.custom_op(f"gan_kernels_triton::{name}", fn, mutates_args=())
+        torch.library.register_fake(f"gan_kernels_triton::{name}")(_fake.FAKES[name])
+        IMPLS[name] = fn
+        return fn
+
+    return register
 
 
 # --------------------------------------------------------------------------- exact scalars

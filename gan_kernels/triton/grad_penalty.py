@@ -21,10 +21,10 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .. import _fake, _kinds
+from .. import _kinds
 from ..reference import acc_dtype
 from ._utils import (
-    batch_major, cdiv, device_ctx, div, gpu_config, join3, next_pow2, num_sms, out_like, read_as, sqrt,
+    batch_major, cdiv, custom_op, device_ctx, div, gpu_config, join3, next_pow2, num_sms, out_like, read_as, sqrt,
     split3, tile_config, tl_acc,
 )
 from .interpolate import _tile
@@ -164,7 +164,7 @@ def _partial_config(b: int, d: int, device: torch.device):
     return rows, block_d, warps, tiles, cdiv(n_col, tiles), row_blocks
 
 
-@torch.library.custom_op("gan_kernels_triton::grad_penalty_forward", mutates_args=())
+@custom_op("grad_penalty_forward")
 def grad_penalty_forward(
     grad: Tensor, kind: int, center: float, weight: float, reduction: int, inv_scale: float,
     inv_scale_tensor: Optional[Tensor],
@@ -198,7 +198,7 @@ def grad_penalty_forward(
     return loss, norms
 
 
-@torch.library.custom_op("gan_kernels_triton::grad_penalty_backward", mutates_args=())
+@custom_op("grad_penalty_backward")
 def grad_penalty_backward(
     grad_out: Tensor, grad: Tensor, norms: Tensor, kind: int, center: float, weight: float,
     reduction: int, inv_scale: float, inv_scale_tensor: Optional[Tensor],
@@ -221,7 +221,3 @@ def grad_penalty_backward(
             ROWS=rows, BLOCK_D=block_d, num_warps=warps,
         )
     return out
-
-
-for _name in ("grad_penalty_forward", "grad_penalty_backward"):
-    torch.library.register_fake(f"gan_kernels_triton::{_name}")(_fake.FAKES[_name])

@@ -15,8 +15,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .. import _fake
-from ._utils import cdiv, device_ctx, out_like, read_as, tile_config, tl_acc
+from ._utils import cdiv, custom_op, device_ctx, out_like, read_as, tile_config, tl_acc
 
 
 @triton.jit
@@ -65,9 +64,10 @@ def _grid(b: int, d: int, device: torch.device):
     return (cdiv(b, rows) * n_col,), n_col, rows, block_d, warps
 
 
-@torch.library.custom_op("gan_kernels_triton::interpolate_forward", mutates_args=())
+@custom_op("interpolate_forward")
 def interpolate_forward(real: Tensor, fake: Tensor, alpha: Tensor) -> Tensor:
-    torch._check(real.shape == fake.shape, lambda: "real and fake must have the same shape")
+    if real.shape != fake.shape:  # the public API checks first; this guards the raw op
+        raise RuntimeError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
     out = out_like(real)
     if real.numel() == 0:
         return out
@@ -84,7 +84,7 @@ def interpolate_forward(real: Tensor, fake: Tensor, alpha: Tensor) -> Tensor:
     return out
 
 
-@torch.library.custom_op("gan_kernels_triton::interpolate_backward", mutates_args=())
+@custom_op("interpolate_backward")
 def interpolate_backward(grad_out: Tensor, alpha: Tensor, need_real: bool, need_fake: bool) -> Tuple[Tensor, Tensor]:
     d_real = out_like(grad_out) if need_real else grad_out.new_empty((0,))
     d_fake = out_like(grad_out) if need_fake else grad_out.new_empty((0,))
@@ -103,7 +103,3 @@ def interpolate_backward(grad_out: Tensor, alpha: Tensor, need_real: bool, need_
             ROWS=rows, BLOCK_D=block_d, num_warps=warps,
         )
     return d_real, d_fake
-
-
-for _name in ("interpolate_forward", "interpolate_backward"):
-    torch.library.register_fake(f"gan_kernels_triton::{_name}")(_fake.FAKES[_name])

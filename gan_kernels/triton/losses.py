@@ -16,6 +16,7 @@ docs/kernel_contract.md, section "Losses".
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional, Tuple
 
 import torch
@@ -23,11 +24,11 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .. import _fake, _kinds
+from .. import _kinds
 from ..reference import acc_dtype
 from ._utils import (
-    cdiv, device_ctx, div, join3, log1p_unit, loss_config, loss_grid_config, loss_one_program_max, sigmoid,
-    split3, tl_acc,
+    cdiv, custom_op, device_ctx, div, join3, log1p_unit, loss_config, loss_grid_config, loss_one_program_max,
+    sigmoid, split3, tl_acc,
 )
 
 _NONE, _MEAN = _kinds.REDUCTIONS["none"], _kinds.REDUCTIONS["mean"]
@@ -318,6 +319,26 @@ def _loss_correct_kernel(gr_ptr, gf_ptr, part_ptr, n_r, n_f, G, BLOCK: tl.conste
     tl.store(gf_ptr + offs, tl.load(gf_ptr + offs, mask=mf, other=0.0) - c_f, mask=mf)
 
 
+@functools.lru_cache(maxsize=1024)  # a training run repeats a handful of these every step
+def _launch_args(spec: _kinds.LossSpec, has_real: bool, reduction: int, compute_grad: bool, acc: torch.dtype):
+    """(keep, runtime scalars, compile-time flags) of a launch: its arguments' values, not its data.
+
+    The sizes' launch configuration is not cached: ``_tune`` changes those limits while it runs.
+    """
+    keep = compute_grad and not (spec.mode == _kinds.MODE_RELATIVISTIC and reduction == _NONE)
+    consts = (
+        *split3(spec.real.t, "real term target"), float(spec.real.c),
+        *split3(spec.fake.t, "fake term target"), float(spec.fake.c),
+        *split3(spec.drift, "drift"),
+    )
+    flags = dict(
+        MODE=spec.mode, RTERM=spec.real.type if has_real else _kinds.TERM_NONE,
+        FTERM=spec.fake.type, REDUCTION=reduction, COMPUTE_GRAD=keep,
+        HAS_DRIFT=(spec.drift != 0.0 and has_real), ACC=tl_acc(acc),
+    )
+    return keep, consts, flags
+
+
 def _launch_loss(
     spec: _kinds.LossSpec,
     real: Optional[Tensor],
@@ -333,8 +354,7 @@ def _launch_loss(
     n_f = f.numel()
     n_r = r.numel() if r is not None else 0
     n_max = max(n_r, n_f)
-    relativistic_none = spec.mode == _kinds.MODE_RELATIVISTIC and reduction == _NONE
-    keep = compute_grad and not relativistic_none
+    keep, consts, flags = _launch_args(spec, r is not None, reduction, compute_grad, acc)
     loss = out_like.new_empty(out_like.shape if reduction == _NONE else (), dtype=acc)
     if keep:
         g_r = torch.empty(real.shape, dtype=acc_dtype(real.dtype), device=real.device) if real is not None else None
@@ -344,16 +364,6 @@ def _launch_loss(
     args = (
         r if r is not None else f, f, loss,
         g_r if g_r is not None else loss, g_f if g_f is not None else loss,
-    )
-    consts = (
-        *split3(spec.real.t, "real term target"), float(spec.real.c),
-        *split3(spec.fake.t, "fake term target"), float(spec.fake.c),
-        *split3(spec.drift, "drift"),
-    )
-    flags = dict(
-        MODE=spec.mode, RTERM=spec.real.type if r is not None else _kinds.TERM_NONE,
-        FTERM=spec.fake.type, REDUCTION=reduction, COMPUTE_GRAD=keep,
-        HAS_DRIFT=(spec.drift != 0.0 and r is not None), ACC=tl_acc(acc),
     )
     with device_ctx(fake):
         if n_max <= loss_one_program_max(fake.device):
@@ -391,18 +401,19 @@ def _launch_loss_grid(args, consts, flags, mode, reduction, keep, n_r, n_f, n_ou
         _loss_correct_kernel[(cdiv(n_max, block),)](g_r, g_f, part, n_r, n_f, grid, BLOCK=block, num_warps=warps)
 
 
-@torch.library.custom_op("gan_kernels_triton::d_loss_forward", mutates_args=())
+@custom_op("d_loss_forward")
 def d_loss_forward(
     real: Tensor, fake: Tensor, kind: int, reduction: int, real_label: float, drift: float,
     ls_fake: float, ls_real: float, compute_grad: bool,
 ) -> Tuple[Tensor, Tensor, Tensor]:
-    torch._check(real.dtype == fake.dtype, lambda: "real and fake must have the same dtype")
+    if real.dtype != fake.dtype:  # the public API promotes first; this guards the raw op
+        raise RuntimeError(f"real and fake must have the same dtype, got {real.dtype} and {fake.dtype}")
     spec = _kinds.d_loss_spec(_D_NAMES[kind], real_label, drift, ls_fake, ls_real)
     loss, g_r, g_f = _launch_loss(spec, real, fake, reduction, compute_grad, real)
     return loss, g_r, g_f
 
 
-@torch.library.custom_op("gan_kernels_triton::g_loss_forward", mutates_args=())
+@custom_op("g_loss_forward")
 def g_loss_forward(
     fake: Tensor, real: Optional[Tensor], kind: int, reduction: int, ls_target: float, compute_grad: bool
 ) -> Tuple[Tensor, Tensor, Tensor]:
@@ -436,7 +447,7 @@ def _loss_bwd_kernel(
     tl.store(out_b_ptr + offs, (go_b * b).to(out_b_ptr.dtype.element_ty), mask=mb)
 
 
-@torch.library.custom_op("gan_kernels_triton::loss_backward", mutates_args=())
+@custom_op("loss_backward")
 def loss_backward(
     grad_out: Tensor, saved_a: Tensor, saved_b: Tensor, dtype_a: torch.dtype, dtype_b: torch.dtype
 ) -> Tuple[Tensor, Tensor]:
@@ -469,7 +480,3 @@ def loss_backward(
     if res_b is not out_b:
         out_b.copy_(res_b)
     return out_a, out_b
-
-
-for _name in ("d_loss_forward", "g_loss_forward", "loss_backward"):
-    torch.library.register_fake(f"gan_kernels_triton::{_name}")(_fake.FAKES[_name])

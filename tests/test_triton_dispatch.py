@@ -1,0 +1,109 @@
+"""How the Triton back end's Functions reach its ops: directly in plain eager calls, else the registered op.
+
+``gan_kernels.triton.OPS`` runs an op's Python implementation without the custom-op dispatch when
+nothing needs to see the op (``_plain_eager``); fake tensors, dispatch and function modes,
+tensor subclasses and the profiler take the registered op. These tests check both directions and
+that the two paths give the same bits. (torch.compile with fullgraph goes through the registered
+op too: tests/test_opcheck.py compiles the Triton back end.)
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+
+pytest.importorskip("triton")
+
+import gan_kernels as gk  # noqa: E402
+from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+if DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+    pytest.skip("triton on CPU tensors needs TRITON_INTERPRET=1 before triton is imported", allow_module_level=True)
+if "triton" not in gk.available_backends():
+    pytest.skip("the triton back end is not available", allow_module_level=True)
+
+import gan_kernels.triton as gt  # noqa: E402
+
+pytestmark = [pytest.mark.gpu] if DEVICE == "cuda" else []
+
+
+def _logits(n=37):
+    return torch.randn(n, device=DEVICE) * 2
+
+
+class _Seen(TorchDispatchMode):
+    """Records the ops dispatched while it is active."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_plain_eager_call_runs_the_implementation_directly(monkeypatch):
+    calls = []
+    impl = gt.IMPLS["d_loss_forward"]
+    monkeypatch.setitem(gt.IMPLS, "d_loss_forward", lambda *a: calls.append(1) or impl(*a))
+    op = gt._direct("d_loss_forward")  # binds the patched implementation
+    r, f = _logits(), _logits()
+    op(r, f, 0, 1, 1.0, 0.0, 0.0, 1.0, True)
+    assert calls == [1]
+    with _Seen() as seen:  # a dispatch mode must see the op: the registered one runs, not impl
+        op(r, f, 0, 1, 1.0, 0.0, 0.0, 1.0, True)
+    assert calls == [1]
+    assert any("gan_kernels_triton.d_loss_forward" in s for s in seen.ops), seen.ops
+
+
+@pytest.mark.parametrize("context", ["fake tensors", "function mode", "subclass", "profiler"])
+def test_calls_that_must_see_the_op_take_the_registered_op(context):
+    r, f = _logits(), _logits()
+    args = (r, f, 0, 1, 1.0, 0.0, 0.0, 1.0, True)
+    if context == "fake tensors":
+        with FakeTensorMode(allow_non_fake_inputs=False) as mode:
+            fr, ff = mode.from_tensor(r), mode.from_tensor(f)
+            assert not gt._plain_eager((fr, ff))
+            loss = gk.d_loss(fr.requires_grad_(), ff.requires_grad_(), "logistic", backend="triton")
+            assert loss.shape == () and type(loss).__name__ == "FakeTensor"
+    elif context == "function mode":
+        with torch.device(DEVICE):  # a TorchFunctionMode
+            assert not gt._plain_eager(args)
+    elif context == "subclass":
+        assert not gt._plain_eager((torch.nn.Parameter(r), f))
+    else:
+        with torch.profiler.profile() as prof:
+            assert not gt._plain_eager(args)
+            gk.d_loss(r.requires_grad_(), f, "hinge", backend="triton").backward()
+        names = {e.key for e in prof.key_averages()}
+        assert "gan_kernels_triton::d_loss_forward" in names and "gan_kernels_triton::loss_backward" in names, names
+    assert gt._plain_eager(args)  # and back to the direct path afterwards
+
+
+@pytest.mark.parametrize("name", ["d_loss_forward", "g_loss_forward", "interpolate_forward", "grad_penalty_forward"])
+def test_direct_and_registered_paths_give_the_same_bits(name):
+    r, f = _logits(), _logits()
+    g = torch.randn(5, 3, 7, 9, device=DEVICE)
+    args = {
+        "d_loss_forward": (r, f, 4, 1, 1.0, 0.01, 0.0, 1.0, True),  # relativistic, mean, drift
+        "g_loss_forward": (f, r, 6, 2, 1.0, True),  # rpgan, sum
+        "interpolate_forward": (g, g.flip(0), torch.rand(5, device=DEVICE)),
+        "grad_penalty_forward": (g / 10, 0, 1.0, 10.0, 1, 1.0, None),
+    }[name]
+    direct = getattr(gt.OPS, name)(*args)
+    registered = getattr(torch.ops.gan_kernels_triton, name)(*args)
+    direct = direct if isinstance(direct, tuple) else (direct,)
+    registered = registered if isinstance(registered, tuple) else (registered,)
+    assert len(direct) == len(registered)
+    for a, b in zip(direct, registered):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.stride() == b.stride()
+        assert torch.equal(a, b)
