@@ -8,6 +8,7 @@ agree). The term table (``D_LOSS_SPECS``/``G_LOSS_SPECS``) mirrors ``math.h``'s 
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
@@ -59,6 +60,7 @@ class LossSpec(NamedTuple):
 _NONE = Term(TERM_NONE)
 
 
+@functools.lru_cache(maxsize=256)  # called per Triton launch with a few recurring values
 def d_loss_spec(kind: str, real_label: float, drift: float, ls_fake: float, ls_real: float) -> LossSpec:
     """Python twin of ``math.h``'s ``d_loss_spec``."""
     if kind == "logistic":
@@ -76,6 +78,7 @@ def d_loss_spec(kind: str, real_label: float, drift: float, ls_fake: float, ls_r
     raise ValueError(f"unknown d_loss kind {kind!r}")
 
 
+@functools.lru_cache(maxsize=256)
 def g_loss_spec(kind: str, ls_target: float) -> LossSpec:
     """Python twin of ``math.h``'s ``g_loss_spec``."""
     if kind == "logistic":

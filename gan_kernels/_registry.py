@@ -86,8 +86,6 @@ def available_backends() -> list:
 
 
 def check_backend_name(name: str, allow_auto: bool = True) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"backend must be a str, got {type(name).__name__}")
     accepted = (("auto",) if allow_auto else ()) + BACKENDS
     if name not in accepted:
         raise ValueError(f"unknown backend {name!r}; expected one of {list(accepted)}")

@@ -58,6 +58,7 @@ def _v():
         (lambda: gk.grad_penalty(torch.randn(2, 3), reduction="max"), ValueError, r"reduction 'max'"),
         (lambda: gk.d_loss(_v(), _v(), backend="metal"), ValueError, r"unknown backend 'metal'.*reference"),
         (lambda: gk.set_backend("gpu"), ValueError, r"unknown backend 'gpu'"),
+        (lambda: gk.d_loss(_v(), _v(), backend=None), ValueError, r"unknown backend None"),
         (lambda: gk.d_loss(torch.arange(4), _v()), TypeError, r"real_logits must be a floating-point tensor.*int64"),
         (lambda: gk.d_loss([1.0, 2.0], _v()), TypeError, r"real_logits must be a torch.Tensor"),
         (lambda: gk.d_loss(torch.tensor(1.0), _v()), ValueError, r"real_logits must have a batch dimension"),

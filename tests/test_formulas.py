@@ -37,6 +37,19 @@ class TestDiscriminatorLoss:
         want = _bce(r, 0.9).mean() + _bce(f, 0.0).mean() + 1e-3 * (r**2).mean()
         torch.testing.assert_close(got, want)
 
+    def test_logistic_tails_keep_their_digits(self, backend):
+        """Confident logits: the terms are e^{-|x|}-small, not 0 (softplus(x) - x cancels to 0)."""
+        x = torch.tensor([50.0, 30.0, 20.0, 12.5], dtype=torch.float64)
+        want = torch.tensor([math.log1p(math.exp(-v)) for v in x.tolist()], dtype=torch.float64)
+        # confident and right on both sides: real logit x (target 1), fake logit -x (target 0)
+        got = gk.d_loss(x, -x, "logistic", reduction="none", backend=backend)
+        torch.testing.assert_close(got, 2 * want, rtol=1e-12, atol=0)
+        got = gk.g_loss(x, "logistic", reduction="none", backend=backend)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+        x32 = torch.tensor([20.0], dtype=torch.float32)  # e^-20 = 2.1e-9 < half an ulp of 20
+        got = gk.d_loss(x32, -x32, "logistic", reduction="none", backend=backend)
+        torch.testing.assert_close(got, 2 * want[2:3].float(), rtol=1e-5, atol=0)
+
     def test_hinge_hand_values(self, backend):
         r = torch.tensor([2.0, 0.5], dtype=torch.float64)
         f = torch.tensor([-2.0, 0.3], dtype=torch.float64)
