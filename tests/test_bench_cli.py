@@ -445,3 +445,24 @@ def test_suggest_auto_order_and_results_file_cli(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '"grad_penalty": (\'triton\', \'cuda\'),' in proc.stdout
     assert "grad_penalty wgan-gp 64x3x256x256 fwd+bwd, x eager" in proc.stdout
+
+
+def test_triton_host_overhead_script_counts_launches():
+    """Runs the Triton host-time script (stand-in driver, kernels compiled for sm_90, launches
+    counted instead of run): every row is timed, and fwd+bwd launch exactly the kernels the
+    design promises -- d_loss one forward + one backward, the penalty two + one."""
+    pytest.importorskip("triton")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    proc = subprocess.run([sys.executable, "bench/triton_host_overhead.py", "--calls", "3", "--repeats", "1"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {}
+    for line in proc.stdout.splitlines()[2:]:
+        us, launches = line[53:].split()  # columns: call 40, variant 12, us, launches
+        rows[(line[:40].strip(), line[41:53].strip())] = (float(us), int(launches))
+    assert len(rows) == 14, proc.stdout
+    assert all(us > 0 for us, _ in rows.values())
+    assert rows[("d_loss logistic B=256 fwd+bwd", "direct")][1] == 2
+    assert rows[("d_loss logistic B=256 fwd+bwd", "dispatcher")][1] == 2
+    assert rows[("grad_penalty wgan-gp 64x3x64x64 fwd+bwd", "direct")][1] == 3
+    assert rows[("d_loss_forward logistic B=256", "launch only")][1] == 1
