@@ -131,12 +131,22 @@ def interpolate(real: Tensor, fake: Tensor, alpha: Tensor) -> Tensor:
     return out.to(real.dtype)
 
 
-def grad_norm(grad: Tensor, inv_scale: Union[None, float, Tensor] = None) -> Tensor:
-    """Per-sample L2 norm over all non-batch dims, in float32, with d norm = 0 at norm 0."""
-    g = _up(grad).reshape(grad.shape[0], -1)
+def _sum_sq(grad: Tensor, inv_scale: Union[None, float, Tensor]) -> Tensor:
+    """Per-sample sum of squares of (inv_scale * grad), in the accumulation dtype.
+
+    Reduces over the non-batch dims in place, without flattening: a reshape would copy a
+    channels_last gradient and hand its derivative back in the default layout.
+    """
+    g = _up(grad)
     if inv_scale is not None:
         g = g * inv_scale
-    sq = (g * g).sum(dim=1)
+    sq = g * g
+    return sq.sum(dim=tuple(range(1, sq.dim()))) if sq.dim() > 1 else sq  # sum(dim=()) would sum all
+
+
+def grad_norm(grad: Tensor, inv_scale: Union[None, float, Tensor] = None) -> Tensor:
+    """Per-sample L2 norm over all non-batch dims, in float32, with d norm = 0 at norm 0."""
+    sq = _sum_sq(grad, inv_scale)
     nonzero = sq != 0  # NaN stays NaN; only an exact zero gets the defined zero gradient
     safe = torch.where(nonzero, sq, torch.ones_like(sq))
     return torch.where(nonzero, safe.sqrt(), torch.zeros_like(sq))
@@ -151,10 +161,7 @@ def grad_penalty(
     inv_scale: Union[None, float, Tensor] = None,
 ) -> Tensor:
     if kind == "r1":
-        g = _up(grad).reshape(grad.shape[0], -1)
-        if inv_scale is not None:
-            g = g * inv_scale
-        p = (g * g).sum(dim=1)
+        p = _sum_sq(grad, inv_scale)
     else:
         n = grad_norm(grad, inv_scale)
         if kind == "wgan-gp":

@@ -272,3 +272,17 @@ def test_nan_gradient_gives_nan_penalty_for_every_kind(backend, kind):
     g[1, 4] = float("nan")
     p = gk.grad_penalty(g, kind, reduction="none", backend=backend)
     assert torch.isnan(p[1]) and torch.isfinite(p[[0, 2]]).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["wgan-gp", "r1"])
+def test_penalty_gradient_keeps_channels_last(backend, kind):
+    """d penalty / d grad comes back in the gradient's own layout (the reference included: it is
+    the fallback), with the values of the contiguous computation."""
+    g = torch.randn(4, 3, 5, 6, dtype=torch.float64) / 5
+    gcl = g.contiguous(memory_format=torch.channels_last).requires_grad_()
+    gc = g.clone().requires_grad_()
+    (dcl,) = torch.autograd.grad(gk.grad_penalty(gcl, kind, weight=3.0, backend=backend), gcl)
+    (dc,) = torch.autograd.grad(gk.grad_penalty(gc, kind, weight=3.0, backend=backend), gc)
+    assert dcl.is_contiguous(memory_format=torch.channels_last) and not dcl.is_contiguous()
+    torch.testing.assert_close(dcl, dc)
