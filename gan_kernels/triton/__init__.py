@@ -3,10 +3,12 @@
 Each op is a ``torch.library.custom_op`` in the ``gan_kernels_triton`` namespace with the C++
 op's schema and an explicit fake kernel (``gan_kernels._fake``), so opcheck and
 ``torch.compile(fullgraph=True)`` see through it; the autograd Functions are the shared ones
-of ``gan_kernels._autograd``. A plain eager call runs the op's Python implementation directly
-(:func:`_direct`): the Python custom-op dispatch costs ~15 us per call, as much as the kernel
-launch itself, and small ops on a GPU are host-bound. (``triton_op`` + ``wrap_triton`` would let Inductor fuse around
+of ``gan_kernels._autograd``. (``triton_op`` + ``wrap_triton`` would let Inductor fuse around
 the kernels on GPU, but fails under ``TRITON_INTERPRET=1``, where CI runs these kernels.)
+
+A plain eager call runs the op's Python implementation directly (:func:`_direct`): small ops on a
+GPU are host-bound, and the Python custom-op dispatch cost ~10 us per op call, ~40 us per loss
+forward+backward, about as much as Triton's own launch path (``bench/triton_host_overhead.py``).
 
 Files, one per op family: ``losses.py`` (d_loss, g_loss, their backward), ``interpolate.py``,
 ``grad_penalty.py``; ``_utils.py`` holds the shared math and launch configurations.
