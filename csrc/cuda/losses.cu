@@ -44,6 +44,55 @@ namespace {
 // Threads of the single loss block: 1024 to move a 64 x 1 x 30 x 30 PatchGAN map in few steps.
 constexpr int kLossThreads = 1024;
 
+// Weight of one side's sum of terms: 1/n for "mean" (n > 0), else 1.
+template <typename acc_t>
+__device__ __forceinline__ acc_t side_weight(int64_t reduction, int64_t n) {
+  return (reduction == kReduceMean && n > 0) ? acc_t(1) / static_cast<acc_t>(n) : acc_t(1);
+}
+
+// The per-element work both loss paths share: the loop-invariant parameters, and one real or
+// fake element's term (formulas in the comment of loss_forward_kernel below).
+template <typename acc_t>
+struct ElementTerms {
+  LossSpec spec;
+  bool rel, paired, compute_grad;
+  acc_t w_r, w_f;
+  acc_t drift;  // drift only when asked for: 0 * r^2 would turn an infinite logit into NaN
+  acc_t m_r, m_f;  // the batch means (relativistic), else 0
+
+  // Real element i's term, returned; with compute_grad its gradient a (plus the drift part) goes
+  // to grad_real[i], -a to grad_fake[i] when paired, and a is added to sum_a.
+  template <typename scalar_t>
+  __device__ __forceinline__ acc_t real_term(const scalar_t* real, const scalar_t* fake, int64_t i, acc_t* grad_real,
+                                             acc_t* grad_fake, acc_t& sum_a) const {
+    const acc_t r = static_cast<acc_t>(real[i]);
+    const acc_t x = rel ? r - m_f : (paired ? r - static_cast<acc_t>(fake[i]) : r);
+    const acc_t v = term_value<acc_t>(spec.real, x) + (drift != acc_t(0) ? drift * r * r : acc_t(0));
+    if (compute_grad) {
+      const acc_t a = w_r * term_grad<acc_t>(spec.real, x);
+      grad_real[i] = drift != acc_t(0) ? a + w_r * acc_t(2) * drift * r : a;
+      if (paired) grad_fake[i] = -a;
+      sum_a += a;
+    }
+    return v;
+  }
+
+  // Fake element j's term (never called when paired); with compute_grad its gradient b goes to
+  // grad_fake[j] and is added to sum_b.
+  template <typename scalar_t>
+  __device__ __forceinline__ acc_t fake_term(const scalar_t* fake, int64_t j, acc_t* grad_fake, acc_t& sum_b) const {
+    const acc_t f = static_cast<acc_t>(fake[j]);
+    const acc_t y = rel ? f - m_r : f;
+    const acc_t v = term_value<acc_t>(spec.fake, y);
+    if (compute_grad) {
+      const acc_t b = w_f * term_grad<acc_t>(spec.fake, y);
+      grad_fake[j] = b;
+      sum_b += b;
+    }
+    return v;
+  }
+};
+
 // loss = w_r * sum_i [phi_r(x_i) + drift r_i^2] + w_f * sum_j phi_f(y_j), where x_i is r_i,
 // r_i - mean(f) (relativistic) or r_i - f_i (paired), and y_j is f_j or f_j - mean(r). The fake
 // loop is skipped when paired (the fake logits only enter through x_i). `real` is null with
@@ -57,58 +106,39 @@ __global__ void __launch_bounds__(kLossThreads) loss_forward_kernel(
   __shared__ acc_t smem[kLossThreads / 32];
   const int64_t tid = threadIdx.x;
   const bool none = reduction == kReduceNone;
-  const bool rel = spec.mode == kModeRelativistic;
-  const bool paired = spec.mode == kModePaired;
-  const acc_t w_r = (reduction == kReduceMean && n_r > 0) ? acc_t(1) / static_cast<acc_t>(n_r) : acc_t(1);
-  const acc_t w_f = (reduction == kReduceMean && n_f > 0) ? acc_t(1) / static_cast<acc_t>(n_f) : acc_t(1);
-  // drift only when asked for: 0 * r^2 would turn an infinite logit into NaN (the reference adds nothing).
-  const acc_t drift = static_cast<acc_t>(spec.drift);
+  ElementTerms<acc_t> t{spec, spec.mode == kModeRelativistic, spec.mode == kModePaired, compute_grad,
+                        side_weight<acc_t>(reduction, n_r), side_weight<acc_t>(reduction, n_f),
+                        static_cast<acc_t>(spec.drift), acc_t(0), acc_t(0)};
+  const bool rel = t.rel;
 
-  acc_t m_r = 0;
-  acc_t m_f = 0;
   if (rel) {  // uniform over the block: every thread takes part in block_sum
     acc_t s = 0;
     for (int64_t i = tid; i < n_r; i += kLossThreads) s += static_cast<acc_t>(real[i]);
-    m_r = block_sum<kLossThreads>(s, smem) / static_cast<acc_t>(n_r);
+    t.m_r = block_sum<kLossThreads>(s, smem) / static_cast<acc_t>(n_r);
     s = 0;
     for (int64_t j = tid; j < n_f; j += kLossThreads) s += static_cast<acc_t>(fake[j]);
-    m_f = block_sum<kLossThreads>(s, smem) / static_cast<acc_t>(n_f);
+    t.m_f = block_sum<kLossThreads>(s, smem) / static_cast<acc_t>(n_f);
   }
 
   acc_t sum_r = 0, sum_f = 0;  // sums of the loss terms
   acc_t sum_a = 0, sum_b = 0;  // sums of the weighted term derivatives (relativistic coupling)
   for (int64_t i = tid; i < n_r; i += kLossThreads) {
-    const acc_t r = static_cast<acc_t>(real[i]);
-    const acc_t x = rel ? r - m_f : (paired ? r - static_cast<acc_t>(fake[i]) : r);
-    const acc_t v = term_value<acc_t>(spec.real, x) + (drift != acc_t(0) ? drift * r * r : acc_t(0));
+    const acc_t v = t.real_term(real, fake, i, grad_real, grad_fake, sum_a);
     sum_r += v;
     if (none) loss[i] = v;
-    if (compute_grad) {
-      const acc_t a = w_r * term_grad<acc_t>(spec.real, x);
-      grad_real[i] = drift != acc_t(0) ? a + w_r * acc_t(2) * drift * r : a;
-      if (paired) grad_fake[i] = -a;
-      sum_a += a;
-    }
   }
-  if (!paired) {
+  if (!t.paired) {
     for (int64_t j = tid; j < n_f; j += kLossThreads) {
-      const acc_t f = static_cast<acc_t>(fake[j]);
-      const acc_t y = rel ? f - m_r : f;
-      const acc_t v = term_value<acc_t>(spec.fake, y);
+      const acc_t v = t.fake_term(fake, j, grad_fake, sum_b);
       sum_f += v;
       if (none) loss[j] = (n_r > 0 ? loss[j] : acc_t(0)) + v;
-      if (compute_grad) {
-        const acc_t b = w_f * term_grad<acc_t>(spec.fake, y);
-        grad_fake[j] = b;
-        sum_b += b;
-      }
     }
   }
 
   if (!none) {
     const acc_t total_r = block_sum<kLossThreads>(sum_r, smem);
     const acc_t total_f = block_sum<kLossThreads>(sum_f, smem);
-    if (tid == 0) loss[0] = w_r * total_r + w_f * total_f;
+    if (tid == 0) loss[0] = t.w_r * total_r + t.w_f * total_f;
   }
   if (rel && compute_grad) {
     // Every real logit also moves mean(r), which every fake term sees, and vice versa.
@@ -226,43 +256,24 @@ __global__ void __launch_bounds__(kThreads) loss_terms_kernel(
   __shared__ acc_t smem[kThreads / 32];
   const bool none = reduction == kReduceNone;
   const bool rel = spec.mode == kModeRelativistic;
-  const bool paired = spec.mode == kModePaired;
-  const acc_t w_r = (reduction == kReduceMean && n_r > 0) ? acc_t(1) / static_cast<acc_t>(n_r) : acc_t(1);
-  const acc_t w_f = (reduction == kReduceMean && n_f > 0) ? acc_t(1) / static_cast<acc_t>(n_f) : acc_t(1);
-  // drift only when asked for: 0 * r^2 would turn an infinite logit into NaN (the reference adds nothing).
-  const acc_t drift = static_cast<acc_t>(spec.drift);
-  const acc_t m_r = rel ? means[0] : acc_t(0);
-  const acc_t m_f = rel ? means[1] : acc_t(0);
+  const ElementTerms<acc_t> t{spec, rel, spec.mode == kModePaired, compute_grad,
+                              side_weight<acc_t>(reduction, n_r), side_weight<acc_t>(reduction, n_f),
+                              static_cast<acc_t>(spec.drift), rel ? means[0] : acc_t(0), rel ? means[1] : acc_t(0)};
 
   const Chunk c = block_chunk(n_r > n_f ? n_r : n_f, per_block);
   acc_t sum_r = 0, sum_f = 0, sum_a = 0, sum_b = 0;
   for (int64_t k = c.begin + threadIdx.x; k < c.end; k += kThreads) {
     acc_t lv = 0;  // this element's "none" loss
     if (k < n_r) {
-      const acc_t r = static_cast<acc_t>(real[k]);
-      const acc_t x = rel ? r - m_f : (paired ? r - static_cast<acc_t>(fake[k]) : r);
-      const acc_t v = term_value<acc_t>(spec.real, x) + (drift != acc_t(0) ? drift * r * r : acc_t(0));
+      const acc_t v = t.real_term(real, fake, k, grad_real, grad_fake, sum_a);
       sum_r += v;
       lv = v;
-      if (compute_grad) {
-        const acc_t a = w_r * term_grad<acc_t>(spec.real, x);
-        grad_real[k] = drift != acc_t(0) ? a + w_r * acc_t(2) * drift * r : a;
-        if (paired) grad_fake[k] = -a;
-        sum_a += a;
-      }
     }
-    if (!paired && k < n_f) {
-      const acc_t f = static_cast<acc_t>(fake[k]);
-      const acc_t y = rel ? f - m_r : f;
-      const acc_t v = term_value<acc_t>(spec.fake, y);
+    if (!t.paired && k < n_f) {
+      const acc_t v = t.fake_term(fake, k, grad_fake, sum_b);
       sum_f += v;
       // As the one-block kernel: the real term (0 when there is none) plus the fake term.
       lv = (k < n_r ? lv : acc_t(0)) + v;
-      if (compute_grad) {
-        const acc_t b = w_f * term_grad<acc_t>(spec.fake, y);
-        grad_fake[k] = b;
-        sum_b += b;
-      }
     }
     if (none) loss[k] = lv;
   }
@@ -294,8 +305,8 @@ __global__ void __launch_bounds__(kFinishThreads) finish_loss_kernel(const acc_t
                                                                      int64_t n_r, int64_t n_f, int64_t reduction,
                                                                      acc_t* loss, acc_t* sums) {
   __shared__ acc_t smem[kFinishThreads / 32];
-  const acc_t w_r = (reduction == kReduceMean && n_r > 0) ? acc_t(1) / static_cast<acc_t>(n_r) : acc_t(1);
-  const acc_t w_f = (reduction == kReduceMean && n_f > 0) ? acc_t(1) / static_cast<acc_t>(n_f) : acc_t(1);
+  const acc_t w_r = side_weight<acc_t>(reduction, n_r);
+  const acc_t w_f = side_weight<acc_t>(reduction, n_f);
   const acc_t total_r = partials_total(part, g, smem);
   const acc_t total_f = partials_total(part + g, g, smem);
   if (threadIdx.x == 0) loss[0] = w_r * total_r + w_f * total_f;
