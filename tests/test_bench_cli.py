@@ -13,6 +13,7 @@ import sys
 import pytest
 import torch
 
+import gan_kernels as gk
 from gan_kernels.bench import cases as C
 from gan_kernels.bench import run as R
 from gan_kernels.bench.timing import TimerConfig, count_dispatches
@@ -466,3 +467,25 @@ def test_triton_host_overhead_script_counts_launches():
     assert rows[("d_loss logistic B=256 fwd+bwd", "dispatcher")][1] == 2
     assert rows[("grad_penalty wgan-gp 64x3x64x64 fwd+bwd", "direct")][1] == 3
     assert rows[("d_loss_forward logistic B=256", "launch only")][1] == 1
+
+
+def test_host_profile_dispatcher_variant_swaps_and_restores_the_triton_ops():
+    """host_profile's "triton:dispatcher" runs the triton Functions over the registered ops, then
+    puts the direct eager path back (on a GPU; checked here on the interpreter's back end)."""
+    if "triton" not in gk.available_backends():
+        pytest.skip("needs the triton back end (TRITON_INTERPRET=1 on CPU)")
+    import gan_kernels.triton as gt
+
+    spec = importlib.util.spec_from_file_location("host_profile", os.path.join(ROOT, "bench", "host_profile.py"))
+    hp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hp)
+    direct = vars(gt.OPS).copy()
+    with hp._ops("triton:dispatcher") as backend:
+        assert backend == "triton"
+        assert all(getattr(gt.OPS, op) is getattr(torch.ops.gan_kernels_triton, op) for op in direct)
+        r, f = torch.randn(9, requires_grad=True), torch.randn(9)
+        gk.d_loss(r, f, "hinge", backend="triton").backward()  # runs through the registered ops
+        assert r.grad is not None
+    assert vars(gt.OPS) == direct
+    with hp._ops("cuda") as backend:
+        assert backend == "cuda" and vars(gt.OPS) == direct
