@@ -9,26 +9,19 @@ op too: tests/test_opcheck.py compiles the Triton back end.)
 
 from __future__ import annotations
 
-import os
-
+import pytest
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+import gan_kernels as gk
+from gan_kernels.bench.timing import DispatchCounter
 
-import pytest  # noqa: E402
+from ._helpers import backend_runs_on
 
-pytest.importorskip("triton")
-
-import gan_kernels as gk  # noqa: E402
-from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
-
+# tests/conftest.py sets TRITON_INTERPRET=1 on a machine without a GPU before triton is imported.
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-if DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
-    pytest.skip("triton on CPU tensors needs TRITON_INTERPRET=1 before triton is imported", allow_module_level=True)
-if "triton" not in gk.available_backends():
-    pytest.skip("the triton back end is not available", allow_module_level=True)
+if not backend_runs_on("triton", DEVICE):
+    pytest.skip(f"the triton back end does not run on {DEVICE} tensors here", allow_module_level=True)
 
 import gan_kernels.triton as gt  # noqa: E402
 
@@ -39,18 +32,6 @@ def _logits(n=37):
     return torch.randn(n, device=DEVICE) * 2
 
 
-class _Seen(TorchDispatchMode):
-    """Records the ops dispatched while it is active."""
-
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
 def test_plain_eager_call_runs_the_implementation_directly(monkeypatch):
     calls = []
     impl = gt.IMPLS["d_loss_forward"]
@@ -59,10 +40,10 @@ def test_plain_eager_call_runs_the_implementation_directly(monkeypatch):
     r, f = _logits(), _logits()
     op(r, f, 0, 1, 1.0, 0.0, 0.0, 1.0, True)
     assert calls == [1]
-    with _Seen() as seen:  # a dispatch mode must see the op: the registered one runs, not impl
+    with DispatchCounter() as seen:  # a dispatch mode must see the op: the registered one runs, not impl
         op(r, f, 0, 1, 1.0, 0.0, 0.0, 1.0, True)
     assert calls == [1]
-    assert any("gan_kernels_triton.d_loss_forward" in s for s in seen.ops), seen.ops
+    assert seen.by_op.get("gan_kernels_triton.d_loss_forward") == 1, seen.by_op
 
 
 @pytest.mark.parametrize("context", ["fake tensors", "function mode", "subclass", "profiler"])
@@ -107,3 +88,24 @@ def test_direct_and_registered_paths_give_the_same_bits(name):
     for a, b in zip(direct, registered):
         assert a.dtype == b.dtype and a.shape == b.shape and a.stride() == b.stride()
         assert torch.equal(a, b)
+
+
+def test_torch_compile_traces_the_registered_ops():
+    """Under torch.compile the Functions' op calls are the registered custom ops in the graph (the
+    direct path's Python never gets traced); fullgraph=True, and the values match eager."""
+    torch._dynamo.reset()
+    targets = []
+
+    def record(gm, example_inputs):
+        for _, mod in gm.named_modules():
+            if isinstance(mod, torch.fx.GraphModule):
+                targets.extend(str(n.target) for n in mod.graph.nodes if n.op == "call_function")
+        return gm.forward
+
+    def step(r, f):
+        return gk.d_loss(r, f, "logistic", backend="triton")
+
+    r, f = _logits().requires_grad_(), _logits()
+    out = torch.compile(step, backend=record, fullgraph=True)(r, f)
+    torch.testing.assert_close(out, step(r, f))
+    assert any(t.startswith("gan_kernels_triton.d_loss_forward") for t in targets), targets
