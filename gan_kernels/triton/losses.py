@@ -17,6 +17,7 @@ docs/kernel_contract.md, section "Losses".
 from __future__ import annotations
 
 import functools
+from types import MappingProxyType
 from typing import Optional, Tuple
 
 import torch
@@ -331,11 +332,11 @@ def _launch_args(spec: _kinds.LossSpec, has_real: bool, reduction: int, compute_
         *split3(spec.fake.t, "fake term target"), float(spec.fake.c),
         *split3(spec.drift, "drift"),
     )
-    flags = dict(
+    flags = MappingProxyType(dict(  # read-only: every later launch with these arguments shares it
         MODE=spec.mode, RTERM=spec.real.type if has_real else _kinds.TERM_NONE,
         FTERM=spec.fake.type, REDUCTION=reduction, COMPUTE_GRAD=keep,
         HAS_DRIFT=(spec.drift != 0.0 and has_real), ACC=tl_acc(acc),
-    )
+    ))
     return keep, consts, flags
 
 
