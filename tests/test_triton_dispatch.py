@@ -70,10 +70,14 @@ def test_calls_that_must_see_the_op_take_the_registered_op(context):
     assert gt._plain_eager(args)  # and back to the direct path afterwards
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
 @pytest.mark.parametrize("name", ["d_loss_forward", "g_loss_forward", "interpolate_forward", "grad_penalty_forward"])
-def test_direct_and_registered_paths_give_the_same_bits(name):
+def test_direct_and_registered_paths_give_the_same_bits(name, layout):
     r, f = _logits(), _logits()
     g = torch.randn(5, 3, 7, 9, device=DEVICE)
+    if layout == "strided":  # every-other logit; a channels_last and a permuted gradient
+        r, f = _logits(74)[::2], _logits(74)[1::2]
+        g = g.contiguous(memory_format=torch.channels_last) if name == "grad_penalty_forward" else g.transpose(2, 3)
     args = {
         "d_loss_forward": (r, f, 4, 1, 1.0, 0.01, 0.0, 1.0, True),  # relativistic, mean, drift
         "g_loss_forward": (f, r, 6, 2, 1.0, True),  # rpgan, sum
