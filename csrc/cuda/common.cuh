@@ -49,6 +49,24 @@ __device__ __forceinline__ void store_pack(T* p, const Pack<T, N>& x) {
   *reinterpret_cast<Pack<T, N>*>(p) = x;
 }
 
+// The tiled elementwise pattern (interpolate.cu, grad_penalty.cu's backward): block b owns vectors
+// [b * kThreads * kUnroll, (b + 1) * kThreads * kUnroll) and thread t takes vectors t, t + kThreads,
+// ... of them (coalesced). The first of the calling thread's vectors:
+__device__ __forceinline__ int64_t tile_first_vector() {
+  return static_cast<int64_t>(blockIdx.x) * (kThreads * kUnroll) + threadIdx.x;
+}
+
+// Loads the calling thread's kUnroll vectors of x (those below nvec), all before any is used: the
+// memory-level parallelism that keeps HBM busy.
+template <typename T, int VEC>
+__device__ __forceinline__ void load_tile(const T* __restrict__ x, int64_t v0, int64_t nvec, Pack<T, VEC> (&out)[kUnroll]) {
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) {
+    const int64_t v = v0 + static_cast<int64_t>(u) * kThreads;
+    if (v < nvec) out[u] = load_pack<T, VEC>(x + v * VEC);
+  }
+}
+
 // Sample index of the flat elements of a batch-major tensor (D elements per sample) that one
 // thread of a tiled elementwise kernel visits: one division when the thread starts, then only
 // additions as it moves kThreads vectors on (step = kThreads * VEC elements = step_s samples

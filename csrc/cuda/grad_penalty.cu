@@ -118,13 +118,9 @@ __global__ void __launch_bounds__(kThreads) penalty_backward_kernel(
   const acc_t s = inv_scale * (inv_scale_tensor != nullptr ? static_cast<acc_t>(*inv_scale_tensor) : acc_t(1));
   auto coef_of = [&](int64_t i) { return go[i * go_stride] * scale * penalty_coef<acc_t>(kind, norms[i], s, center); };
   const int64_t nvec = n / VEC;
-  const int64_t v0 = static_cast<int64_t>(blockIdx.x) * (kThreads * kUnroll) + threadIdx.x;
+  const int64_t v0 = tile_first_vector();
   Pack<scalar_t, VEC> gv[kUnroll];
-#pragma unroll
-  for (int u = 0; u < kUnroll; ++u) {
-    const int64_t v = v0 + static_cast<int64_t>(u) * kThreads;
-    if (v < nvec) gv[u] = load_pack<scalar_t, VEC>(g + v * VEC);
-  }
+  load_tile<scalar_t, VEC>(g, v0, nvec, gv);
   SampleCursor cur(v0 * VEC, D);
   int64_t coef_sample = -1;  // the sample `coef` belongs to
   acc_t coef = 0;

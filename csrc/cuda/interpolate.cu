@@ -32,7 +32,7 @@ __global__ void __launch_bounds__(kThreads) interpolate_forward_kernel(const sca
     return static_cast<scalar_t>(add_rn(mul_rn(a, static_cast<acc_t>(r)), mul_rn(acc_t(1) - a, static_cast<acc_t>(f))));
   };
   const int64_t nvec = n / VEC;
-  const int64_t v0 = static_cast<int64_t>(blockIdx.x) * (kThreads * kUnroll) + threadIdx.x;
+  const int64_t v0 = tile_first_vector();
   Pack<scalar_t, VEC> rv[kUnroll], fv[kUnroll];
 #pragma unroll
   for (int u = 0; u < kUnroll; ++u) {
@@ -76,13 +76,9 @@ __global__ void __launch_bounds__(kThreads) interpolate_backward_kernel(const sc
                                                                         scalar_t* __restrict__ d_fake, int64_t n,
                                                                         int64_t D, int64_t step_s, int64_t step_r) {
   const int64_t nvec = n / VEC;
-  const int64_t v0 = static_cast<int64_t>(blockIdx.x) * (kThreads * kUnroll) + threadIdx.x;
+  const int64_t v0 = tile_first_vector();
   Pack<scalar_t, VEC> gv[kUnroll];
-#pragma unroll
-  for (int u = 0; u < kUnroll; ++u) {
-    const int64_t v = v0 + static_cast<int64_t>(u) * kThreads;
-    if (v < nvec) gv[u] = load_pack<scalar_t, VEC>(g + v * VEC);
-  }
+  load_tile<scalar_t, VEC>(g, v0, nvec, gv);
   SampleCursor cur(v0 * VEC, D);
 #pragma unroll
   for (int u = 0; u < kUnroll; ++u) {
