@@ -54,8 +54,7 @@ def _ops(backend: str):
     import gan_kernels.triton as gt
 
     direct = vars(gt.OPS).copy()
-    for op in direct:
-        setattr(gt.OPS, op, getattr(torch.ops.gan_kernels_triton, op))
+    vars(gt.OPS).update(vars(gt.REGISTERED_OPS))
     try:
         yield "triton"
     finally:
@@ -104,6 +103,7 @@ def _profile(fn, backend: str, calls: int, top: int, sync):
         where = f"{os.path.basename(path)}:{line}({func})" if path != "~" else func
         lines.append(f"{tottime / calls * 1e6:8.2f} {cumtime / calls * 1e6:8.2f} {ncalls / calls:6.1f}  {where}")
     return per_call, lines
+
 
 if __name__ == "__main__":
     main()

@@ -70,9 +70,13 @@ def _plain_eager(args) -> bool:
     return all(type(a) is torch.Tensor for a in args if isinstance(a, torch.Tensor))
 
 
+# The registered custom ops themselves (what torch.compile and opcheck see).
+REGISTERED_OPS = SimpleNamespace(**{name: getattr(torch.ops.gan_kernels_triton, name) for name in OP_NAMES})
+
+
 def _direct(name: str):
     """The callable the autograd Functions use for op ``name``: see _plain_eager."""
-    op, impl = getattr(torch.ops.gan_kernels_triton, name), IMPLS[name]
+    op, impl = getattr(REGISTERED_OPS, name), IMPLS[name]
 
     def call(*args):
         return impl(*args) if _plain_eager(args) else op(*args)
