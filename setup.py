@@ -50,7 +50,9 @@ def _extensions():
         )
     use_cuda = want_cuda != "0" and has_nvcc and cuda_torch
 
-    sources = [os.path.join("csrc", "gan_kernels.cpp")] + sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
+    sources = [os.path.join("csrc", "gan_kernels.cpp")] + sorted(
+        glob.glob(os.path.join("csrc", "autograd", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp"))
+    )
     include_dirs = [os.path.join(ROOT, "csrc", "include")]
     cxx = ["-O3", "-fopenmp"]  # the C++ standard is left to torch (C++17 up to 2.12, C++20 after)
     extra = {"cxx": cxx}

@@ -1,12 +1,12 @@
 // Every schema of the gan_kernels operator library, declared once.
 //
 // Kernels live per device in cpu/ (TORCH_LIBRARY_IMPL(gan_kernels, CPU, m)) and
-// cuda/ (TORCH_LIBRARY_IMPL(gan_kernels, CUDA, m)); fake (meta) kernels and the
-// autograd Functions are registered from Python (gan_kernels/_cpp.py), so
-// adding a device never touches this file.
+// cuda/ (TORCH_LIBRARY_IMPL(gan_kernels, CUDA, m)); the differentiable ops'
+// autograd kernels in autograd/; fake (meta) kernels are registered from
+// Python (gan_kernels/_cpp.py). Adding a device never touches this file.
 //
-// Integer codes (kind, reduction) are defined in include/gan_kernels/codes.h
-// and mirrored in gan_kernels/_kinds.py.
+// Integer codes (loss mode, term type, penalty kind, reduction) are defined in
+// include/gan_kernels/codes.h and mirrored in gan_kernels/_kinds.py.
 
 #include <Python.h>
 #include <torch/library.h>
@@ -20,21 +20,38 @@ extern "C" PyObject* PyInit__C(void) {
 }
 
 TORCH_LIBRARY(gan_kernels, m) {
-  // Discriminator loss from logits. Returns the loss (float32 for half
-  // inputs) and, when compute_grad, d loss / d real and d loss / d fake for a
-  // unit upstream gradient (float32 for half inputs), computed in the same
-  // pass. For the relativistic kind with reduction "none" the Jacobian is not
-  // diagonal and the gradients are returned empty.
+  // --- The differentiable ops the Python API calls (csrc/autograd/). Each has
+  // an Autograd kernel (a C++ autograd Function: the graph node is C++, no
+  // Python runs in either direction) and a CompositeExplicitAutograd kernel
+  // for calls without autograd; both run the device ops below.
+
+  // Any loss of the library, its kind given as data (include/gan_kernels/math.h
+  // LossSpec): mode, the real term (type, target, coef), the fake term, drift.
+  // `real` is None when the spec has no real term (separate-mode G losses).
   m.def(
-      "d_loss_forward(Tensor real, Tensor fake, int kind, int reduction, "
-      "float real_label, float drift, float ls_fake, float ls_real, "
-      "bool compute_grad) -> (Tensor, Tensor, Tensor)");
-  // Generator loss; `real` is needed by the relativistic kinds only.
-  // Returns (loss, grad_fake, grad_real); grad_real is empty when real is None.
+      "loss(Tensor? real, Tensor fake, int mode, int real_term, float real_target, "
+      "float real_coef, int fake_term, float fake_target, float fake_coef, "
+      "float drift, int reduction) -> Tensor");
+  // x_hat_i = alpha_i * real_i + (1 - alpha_i) * fake_i, alpha of shape (B,).
+  m.def("interpolate(Tensor real, Tensor fake, Tensor alpha) -> Tensor");
+  // weight * reduce_i p(s * ||grad_i||), s = inv_scale * (inv_scale_tensor or 1).
   m.def(
-      "g_loss_forward(Tensor fake, Tensor? real, int kind, int reduction, "
-      "float ls_target, bool compute_grad) -> (Tensor, Tensor, Tensor)");
-  // Backward of both losses: (grad_out * saved_a).to(dtype_a), same for b.
+      "grad_penalty(Tensor grad, int kind, float center, float weight, int reduction, "
+      "float inv_scale, Tensor? inv_scale_tensor) -> Tensor");
+
+  // --- Device ops (cpu/, cuda/; the Triton back end registers the same
+  // schemas in its own namespace). Not differentiable themselves.
+
+  // The loss of a LossSpec and, when compute_grad, d loss / d real and
+  // d loss / d fake for a unit upstream gradient (float32 for half inputs),
+  // computed in the same pass. For the relativistic mode with reduction
+  // "none" the Jacobian is not diagonal and the gradients come back empty; an
+  // absent real gives an empty grad_real.
+  m.def(
+      "loss_forward(Tensor? real, Tensor fake, int mode, int real_term, float real_target, "
+      "float real_coef, int fake_term, float fake_target, float fake_coef, "
+      "float drift, int reduction, bool compute_grad) -> (Tensor, Tensor, Tensor)");
+  // Backward of the loss: (grad_out * saved_a).to(dtype_a), same for b.
   // grad_out is 0-dim (mean/sum) or has the logits' shape (none). An empty
   // saved tensor gives an empty result.
   m.def(

@@ -1,11 +1,11 @@
-"""The differentiable ops: ``torch.autograd.Function`` classes over a back end's custom ops.
+"""The Triton back end's differentiable ops: ``torch.autograd.Function`` classes over its custom ops.
 
-Every kernel back end provides the same seven custom ops (schemas in ``csrc/gan_kernels.cpp``):
-``d_loss_forward``, ``g_loss_forward``, ``loss_backward``, ``interpolate_forward``,
-``interpolate_backward``, ``grad_penalty_forward``, ``grad_penalty_backward``. :func:`make_functions`
-binds one set of them to four Function classes, one per fused op; the cpu/cuda back end and the
-Triton back end each get their own classes, created before ``.apply`` so autograd records the
-node of the back end that actually ran.
+The compiled back ends (cpu, cuda) need none of this: their differentiable ops are C++ autograd
+Functions (``csrc/autograd/``). The Triton back end provides the device ops of
+``csrc/gan_kernels.cpp`` as Python custom ops (``loss_forward``, ``loss_backward``,
+``interpolate_forward``, ``interpolate_backward``, ``grad_penalty_forward``,
+``grad_penalty_backward``); :func:`make_functions` binds them to three Function classes,
+created before ``.apply`` so autograd records the node of the back end that actually ran.
 
 First-order backward runs the back end's kernels. Second order (``create_graph=True``, i.e. grad
 mode is on inside ``backward``) differentiates the reference formula instead, evaluated on the
@@ -21,7 +21,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from . import _kinds, reference
+from . import _checks, _kinds, reference
 
 
 def _reference_vjp(fn: Callable[..., Tensor], inputs: Sequence[Optional[Tensor]], needs: Sequence[bool], grad_out: Tensor):
@@ -50,73 +50,48 @@ def _reference_vjp(fn: Callable[..., Tensor], inputs: Sequence[Optional[Tensor]]
 def make_functions(ops: SimpleNamespace, name: str) -> SimpleNamespace:
     """Autograd Functions bound to one back end's custom ops (``ops.<op name>`` callables)."""
 
-    class DLoss(torch.autograd.Function):
+    class Loss(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, real, fake, kind, reduction, real_label, drift, ls_fake, ls_real, compute_grad):
-            loss, g_real, g_fake = ops.d_loss_forward(
-                real, fake, _kinds.D_LOSS_KINDS[kind], _kinds.REDUCTIONS[reduction],
-                real_label, drift, ls_fake, ls_real, compute_grad,
-            )
-            ctx.args = (kind, reduction, real_label, drift, (ls_fake, ls_real))
+        def forward(ctx, real, fake, spec_args, reduction, compute_grad, formula):
+            loss, g_real, g_fake = ops.loss_forward(real, fake, *spec_args, reduction, compute_grad)
+            ctx.formula = formula
             ctx.save_for_backward(real, fake, g_real, g_fake)
             return loss
 
         @staticmethod
         def backward(ctx, grad_out):
             real, fake, g_real, g_fake = ctx.saved_tensors
-            kind, reduction, real_label, drift, ls = ctx.args
-            needs = ctx.needs_input_grad[:2]
-            if torch.is_grad_enabled() or g_real.numel() == 0:
-                fn = lambda r, f: reference.d_loss(r, f, kind, reduction, real_label, drift, ls)  # noqa: E731
-                dr, df = _reference_vjp(fn, (real, fake), needs, grad_out)
-            else:
-                dr, df = ops.loss_backward(grad_out, g_real, g_fake, real.dtype, fake.dtype)
-            return (dr if needs[0] else None, df if needs[1] else None) + (None,) * 7
-
-    class GLoss(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, fake, real, kind, reduction, ls_target, compute_grad):
-            loss, g_fake, g_real = ops.g_loss_forward(
-                fake, real, _kinds.G_LOSS_KINDS[kind], _kinds.REDUCTIONS[reduction], ls_target, compute_grad
-            )
-            ctx.args = (kind, reduction, ls_target)
-            ctx.has_real = real is not None
-            ctx.save_for_backward(fake, real, g_fake, g_real)
-            return loss
-
-        @staticmethod
-        def backward(ctx, grad_out):
-            fake, real, g_fake, g_real = ctx.saved_tensors
-            kind, reduction, ls_target = ctx.args
-            needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1] and ctx.has_real)
+            needs = (ctx.needs_input_grad[0] and real is not None, ctx.needs_input_grad[1])
             if torch.is_grad_enabled() or g_fake.numel() == 0:
-                fn = lambda f, r: reference.g_loss(f, kind, r, reduction, ls_target)  # noqa: E731
-                df, dr = _reference_vjp(fn, (fake, real), needs, grad_out)
+                dr, df = _reference_vjp(ctx.formula, (real, fake), needs, grad_out)
             else:
-                df, dr = ops.loss_backward(
-                    grad_out, g_fake, g_real, fake.dtype, real.dtype if real is not None else fake.dtype
-                )
-            return (df if needs[0] else None, dr if needs[1] else None, None, None, None, None)
+                dtype_r = real.dtype if real is not None else fake.dtype
+                dr, df = ops.loss_backward(grad_out, g_real, g_fake, dtype_r, fake.dtype)
+            return (dr if needs[0] else None, df if needs[1] else None, None, None, None, None)
 
     class Interpolate(torch.autograd.Function):
         @staticmethod
         def forward(ctx, real, fake, alpha):
             out = ops.interpolate_forward(real, fake, alpha)
-            ctx.save_for_backward(real, fake, alpha)
+            # The backward needs alpha only; real and fake only for alpha's own gradient.
+            ctx.save_for_backward(alpha, *((real, fake) if alpha.requires_grad else ()))
             return out
 
         @staticmethod
         def backward(ctx, grad_out):
-            real, fake, alpha = ctx.saved_tensors
+            alpha, *rf = ctx.saved_tensors
             need_r, need_f, need_a = ctx.needs_input_grad[:3]
-            if torch.is_grad_enabled():
-                return tuple(_reference_vjp(reference.interpolate, (real, fake, alpha), (need_r, need_f, need_a), grad_out))
             dr = df = da = None
-            if need_r or need_f:
+            if torch.is_grad_enabled():  # differentiable in grad_out and alpha
+                a = alpha.to(reference.acc_dtype(grad_out.dtype)).reshape((-1,) + (1,) * (grad_out.dim() - 1))
+                g = grad_out.to(a.dtype)
+                dr = (a * g).to(grad_out.dtype) if need_r else None
+                df = ((1 - a) * g).to(grad_out.dtype) if need_f else None
+            elif need_r or need_f:
                 dr, df = ops.interpolate_backward(grad_out, alpha, need_r, need_f)
             if need_a:
-                acc = reference.acc_dtype(real.dtype)
-                diff = (real.to(acc) - fake.to(acc)) * grad_out.to(acc)
+                acc = reference.acc_dtype(grad_out.dtype)
+                diff = (rf[0].to(acc) - rf[1].to(acc)) * grad_out.to(acc)
                 da = diff.reshape(diff.shape[0], -1).sum(1).to(alpha.dtype)
             return (dr if need_r else None, df if need_f else None, da)
 
@@ -143,9 +118,9 @@ def make_functions(ops: SimpleNamespace, name: str) -> SimpleNamespace:
                 dg = ops.grad_penalty_backward(grad_out, grad, norms, k, center, weight, r, inv_scale, inv_scale_tensor)
             return (dg,) + (None,) * 6
 
-    for cls in (DLoss, GLoss, Interpolate, GradPenalty):
+    for cls in (Loss, Interpolate, GradPenalty):
         cls.__name__ = cls.__qualname__ = f"{cls.__name__}_{name}"
-    return SimpleNamespace(DLoss=DLoss, GLoss=GLoss, Interpolate=Interpolate, GradPenalty=GradPenalty)
+    return SimpleNamespace(Loss=Loss, Interpolate=Interpolate, GradPenalty=GradPenalty)
 
 
 def _split_scale(inv_scale):
@@ -158,29 +133,37 @@ def _split_scale(inv_scale):
 
 
 def register_kernel_backend(name: str, ops: SimpleNamespace, fns: Optional[SimpleNamespace] = None) -> SimpleNamespace:
-    """Add one back end's four ops to the registry (creating its Functions unless given)."""
+    """Add a Python back end's four ops to the registry (creating its Functions unless given).
+
+    Its implementations check their tensors with :mod:`gan_kernels._checks` (the compiled back
+    ends do the same checks in C++).
+    """
     from . import _registry
 
     fns = make_functions(ops, name) if fns is None else fns
+    reductions = _kinds.REDUCTIONS
 
     def d_loss(real, fake, kind, reduction, real_label, drift, ls_targets):
+        real, fake = _checks.logits(real, fake)
         compute_grad = torch.is_grad_enabled() and (real.requires_grad or fake.requires_grad)
-        a, b = ls_targets
-        return fns.DLoss.apply(
-            real, fake, kind, reduction, float(real_label), float(drift), float(a), float(b), compute_grad
-        )
+        args = _kinds.d_loss_args(kind, real_label, drift, ls_targets[0], ls_targets[1])
+        formula = lambda r, f: reference.d_loss(r, f, kind, reduction, real_label, drift, ls_targets)  # noqa: E731
+        return fns.Loss.apply(real, fake, args, reductions[reduction], compute_grad, formula)
 
     def g_loss(fake, kind, real, reduction, ls_target):
-        compute_grad = torch.is_grad_enabled() and (
-            fake.requires_grad or (real is not None and real.requires_grad)
-        )
-        return fns.GLoss.apply(fake, real, kind, reduction, float(ls_target), compute_grad)
+        real, fake = _checks.logits(real, fake)
+        compute_grad = torch.is_grad_enabled() and (fake.requires_grad or (real is not None and real.requires_grad))
+        args = _kinds.g_loss_args(kind, ls_target)
+        formula = lambda r, f: reference.g_loss(f, kind, r, reduction, ls_target)  # noqa: E731
+        return fns.Loss.apply(real, fake, args, reductions[reduction], compute_grad, formula)
 
     def interpolate(real, fake, alpha):
+        real, fake = _checks.pair(real, "real", fake, "fake")
         return fns.Interpolate.apply(real, fake, alpha)
 
     def grad_penalty(grad, kind, center, weight, reduction, inv_scale):
-        value, tensor = _split_scale(inv_scale)
+        _checks.batch(grad, "grad")
+        value, tensor = _split_scale(_checks.inv_scale(inv_scale, grad.device))
         return fns.GradPenalty.apply(grad, kind, float(center), float(weight), reduction, value, tensor)
 
     for op, impl in (("d_loss", d_loss), ("g_loss", g_loss), ("interpolate", interpolate), ("grad_penalty", grad_penalty)):

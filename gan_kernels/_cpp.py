@@ -1,21 +1,25 @@
-"""The C++ back ends ("cpu" and "cuda"): load gan_kernels._C, register fakes, add to the registry.
+"""The compiled back ends ("cpu" and "cuda"): load gan_kernels._C, register fakes, add to the registry.
 
-``gan_kernels._C`` registers the schemas (``TORCH_LIBRARY(gan_kernels, m)``) and the CPU / CUDA
-kernels as it loads. The package still imports without it: the registry then reports "cpu" and
-"cuda" unavailable, with the reason, and falls back to the reference.
+``gan_kernels._C`` registers the schemas (``TORCH_LIBRARY(gan_kernels, m)``), the CPU / CUDA
+kernels of the device ops and the C++ autograd kernels of the public ops as it loads. A call of
+``gk.d_loss`` on this back end is one call of ``torch.ops.gan_kernels.loss``: argument checks,
+the kernels and the graph node are C++ from there on, in both directions. The package still
+imports without ``_C``: the registry then reports "cpu" and "cuda" unavailable, with the reason,
+and falls back to the reference.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import SimpleNamespace
 from typing import Optional
 
 import torch
 
-from . import _autograd, _fake, _registry
+from . import _fake, _kinds, _registry
 
-OP_NAMES = tuple(_fake.FAKES)
+DEVICE_OPS = tuple(_fake.FAKES)
+PUBLIC_OPS = tuple(_fake.PUBLIC_FAKES)
+OP_NAMES = DEVICE_OPS + PUBLIC_OPS
 
 try:
     importlib.import_module("gan_kernels._C")  # loading it registers the ops
@@ -26,7 +30,7 @@ except ImportError as e:  # not built, or built against another torch
 
 
 def has_kernel(op: str, dispatch_key: str) -> bool:
-    """Whether ``gan_kernels::<op>`` has a kernel for ``dispatch_key`` ("CPU", "CUDA")."""
+    """Whether ``gan_kernels::<op>`` has a kernel for ``dispatch_key`` ("CPU", "CUDA", "Autograd")."""
     if LOAD_ERROR is not None:
         return False
     try:
@@ -40,7 +44,7 @@ _BUILD_HINT = "build it with `pip install --no-build-isolation -e .` (see README
 
 # Which kernels the loaded library has cannot change after it loads: ask the dispatcher once, here,
 # so that choosing a back end inside a torch.compile trace is plain Python (no graph break).
-_MISSING = {key: [op for op in OP_NAMES if not has_kernel(op, key)] for key in ("CPU", "CUDA")}
+_MISSING = {key: [op for op in DEVICE_OPS if not has_kernel(op, key)] for key in ("CPU", "CUDA")}
 
 
 def _cpu_reason() -> Optional[str]:
@@ -67,12 +71,36 @@ def _cuda_reason() -> Optional[str]:
 _registry.register_backend("cpu", _cpu_reason, lambda dev: dev == "cpu")
 _registry.register_backend("cuda", _cuda_reason, lambda dev: dev == "cuda")
 
-FUNCTIONS = None
+
+def _register_native() -> None:
+    for name, fn in _fake.FAKES.items():
+        torch.library.register_fake(f"gan_kernels::{name}")(fn)
+    loss_op = torch.ops.gan_kernels.loss.default
+    interpolate_op = torch.ops.gan_kernels.interpolate.default
+    penalty_op = torch.ops.gan_kernels.grad_penalty.default
+    reductions, penalty_kinds = _kinds.REDUCTIONS, _kinds.PENALTY_KINDS
+    d_args, g_args = _kinds.d_loss_args, _kinds.g_loss_args
+
+    # The registry's signatures (see gan_kernels.reference); the op checks the tensors.
+    def d_loss(real, fake, kind, reduction, real_label, drift, ls_targets):
+        return loss_op(real, fake, *d_args(kind, real_label, drift, ls_targets[0], ls_targets[1]), reductions[reduction])
+
+    def g_loss(fake, kind, real, reduction, ls_target):
+        return loss_op(real, fake, *g_args(kind, ls_target), reductions[reduction])
+
+    def grad_penalty(grad, kind, center, weight, reduction, inv_scale):
+        if inv_scale is None or type(inv_scale) is float:
+            value, tensor = (1.0 if inv_scale is None else inv_scale), None
+        else:
+            value, tensor = 1.0, inv_scale
+        return penalty_op(grad, penalty_kinds[kind], center, weight, reductions[reduction], value, tensor)
+
+    for backend in ("cpu", "cuda"):
+        _registry.register("d_loss", backend, d_loss)
+        _registry.register("g_loss", backend, g_loss)
+        _registry.register("interpolate", backend, interpolate_op)
+        _registry.register("grad_penalty", backend, grad_penalty)
+
+
 if LOAD_ERROR is None:
-    for _name, _fn in _fake.FAKES.items():
-        torch.library.register_fake(f"gan_kernels::{_name}")(_fn)
-    _ops = SimpleNamespace(**{n: getattr(torch.ops.gan_kernels, n) for n in OP_NAMES})
-    # One set of Functions serves both devices: the dispatcher picks the CPU or CUDA kernel.
-    FUNCTIONS = _autograd.make_functions(_ops, "cpp")
-    _autograd.register_kernel_backend("cpu", _ops, FUNCTIONS)
-    _autograd.register_kernel_backend("cuda", _ops, FUNCTIONS)
+    _register_native()

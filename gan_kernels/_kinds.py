@@ -1,9 +1,12 @@
-"""Names and integer codes of the loss kinds, penalty kinds and reductions.
+"""Loss kinds as data, penalty kinds and reductions, with their integer codes.
 
-The integers are the ``int`` arguments of the ``torch.ops.gan_kernels.*`` schemas and mirror
-``csrc/include/gan_kernels/codes.h`` (``tests/test_codes.py`` parses the header and checks both
-agree). The term table (``D_LOSS_SPECS``/``G_LOSS_SPECS``) mirrors ``math.h``'s ``d_loss_spec`` /
-``g_loss_spec`` for the Triton back end, which cannot include the C++ header.
+A loss kind is not a code the kernels know: :func:`d_loss_spec` / :func:`g_loss_spec` turn it
+into a :class:`LossSpec` -- a combination mode and two per-element terms (BCE, hinge, linear,
+square) with their targets and multipliers -- and every back end computes a LossSpec. This
+table is the one place a kind's formula is chosen. The integer codes (term types, modes,
+penalty kinds, reductions) are the ``int`` arguments of the ``torch.ops.gan_kernels.*`` schemas
+and mirror ``csrc/include/gan_kernels/codes.h`` (``tests/test_api.py`` parses the header and
+checks both agree).
 """
 
 from __future__ import annotations
@@ -13,24 +16,8 @@ from typing import NamedTuple
 
 REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
-D_LOSS_KINDS = {
-    "logistic": 0,
-    "hinge": 1,
-    "wasserstein": 2,
-    "least_squares": 3,
-    "relativistic": 4,
-    "rpgan": 5,
-}
-
-G_LOSS_KINDS = {
-    "logistic": 0,
-    "minimax": 1,
-    "hinge": 2,
-    "wasserstein": 3,
-    "least_squares": 4,
-    "relativistic": 5,
-    "rpgan": 6,
-}
+D_LOSS_KINDS = ("logistic", "hinge", "wasserstein", "least_squares", "relativistic", "rpgan")
+G_LOSS_KINDS = ("logistic", "minimax", "hinge", "wasserstein", "least_squares", "relativistic", "rpgan")
 
 PENALTY_KINDS = {"wgan-gp": 0, "wgan-lp": 1, "r1": 2}
 
@@ -39,7 +26,7 @@ PAIRED_KINDS = frozenset({"rpgan"})
 # Kinds whose every term depends on the other tensor's batch mean.
 RELATIVISTIC_KINDS = frozenset({"relativistic"})
 
-# Term shapes (math.h TermType) and combination modes (math.h LossMode).
+# Term shapes (codes.h TermType) and combination modes (codes.h LossMode).
 TERM_NONE, TERM_BCE, TERM_HINGE, TERM_LINEAR, TERM_SQUARE = 0, 1, 2, 3, 4
 MODE_SEPARATE, MODE_RELATIVISTIC, MODE_PAIRED = 0, 1, 2
 
@@ -56,13 +43,23 @@ class LossSpec(NamedTuple):
     fake: Term
     drift: float = 0.0
 
+    @property
+    def uses_real(self) -> bool:
+        """Whether the loss reads the real logits (a separate-mode G loss does not)."""
+        return self.mode != MODE_SEPARATE or self.real.type != TERM_NONE
+
+    def args(self) -> tuple:
+        """The eight spec arguments of the ``loss`` / ``loss_forward`` schemas, in order."""
+        r, f = self.real, self.fake
+        return (self.mode, r.type, float(r.t), float(r.c), f.type, float(f.t), float(f.c), float(self.drift))
+
 
 _NONE = Term(TERM_NONE)
 
 
-@functools.lru_cache(maxsize=256)  # called per Triton launch with a few recurring values
+@functools.lru_cache(maxsize=256)  # the same few kinds and constants every step
 def d_loss_spec(kind: str, real_label: float, drift: float, ls_fake: float, ls_real: float) -> LossSpec:
-    """Python twin of ``math.h``'s ``d_loss_spec``."""
+    """The LossSpec of a discriminator loss kind (formulas: docs/losses.md)."""
     if kind == "logistic":
         return LossSpec(MODE_SEPARATE, Term(TERM_BCE, real_label), Term(TERM_BCE, 0.0), drift)
     if kind == "hinge":
@@ -80,7 +77,7 @@ def d_loss_spec(kind: str, real_label: float, drift: float, ls_fake: float, ls_r
 
 @functools.lru_cache(maxsize=256)
 def g_loss_spec(kind: str, ls_target: float) -> LossSpec:
-    """Python twin of ``math.h``'s ``g_loss_spec``."""
+    """The LossSpec of a generator loss kind."""
     if kind == "logistic":
         return LossSpec(MODE_SEPARATE, _NONE, Term(TERM_BCE, 1.0))
     if kind == "minimax":
@@ -94,3 +91,31 @@ def g_loss_spec(kind: str, ls_target: float) -> LossSpec:
     if kind == "rpgan":
         return LossSpec(MODE_PAIRED, Term(TERM_BCE, 0.0), _NONE)
     raise ValueError(f"unknown g_loss kind {kind!r}")
+
+
+# Memos of the two functions below: a plain dict rather than functools.lru_cache, which
+# torch.compile traces through with a warning.
+_D_ARGS: dict = {}
+_G_ARGS: dict = {}
+
+
+def d_loss_args(kind: str, real_label: float, drift: float, ls_fake: float, ls_real: float) -> tuple:
+    """``d_loss_spec(...).args()``, memoised (the same few arguments every step)."""
+    key = (kind, real_label, drift, ls_fake, ls_real)
+    args = _D_ARGS.get(key)
+    if args is None:
+        if len(_D_ARGS) > 1024:  # a caller that varies them every step (a schedule, or NaN) stays bounded
+            _D_ARGS.clear()
+        args = _D_ARGS[key] = d_loss_spec(kind, real_label, drift, ls_fake, ls_real).args()
+    return args
+
+
+def g_loss_args(kind: str, ls_target: float) -> tuple:
+    """``g_loss_spec(...).args()``, memoised."""
+    key = (kind, ls_target)
+    args = _G_ARGS.get(key)
+    if args is None:
+        if len(_G_ARGS) > 1024:
+            _G_ARGS.clear()
+        args = _G_ARGS[key] = g_loss_spec(kind, ls_target).args()
+    return args

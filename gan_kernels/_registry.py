@@ -2,8 +2,10 @@
 
 Back ends add themselves at import (``_cpp.py`` registers "cpu" and "cuda", ``triton/`` registers
 "triton", ``functional.py`` registers "reference"); the functional API only ever calls
-:func:`resolve`. An implementation is a callable taking the op's validated, normalised arguments
-(the signature of the matching :mod:`gan_kernels.reference` function).
+:func:`resolve`. An implementation is a callable taking the op's arguments in the order of the
+matching :mod:`gan_kernels.reference` function, its names and numbers already validated and
+normalised; it checks its tensors itself (the compiled back ends in C++, the others with
+:mod:`gan_kernels._checks`), so a call goes from the functional API to its op in one frame.
 """
 
 from __future__ import annotations
@@ -53,8 +55,20 @@ _IMPLS: Dict[Tuple[str, str], Callable] = {}
 _default_backend: Optional[str] = None
 _warned: set = set()
 # resolve() results: availability does not change within a process, and asking the dispatcher
-# for every op's kernels costs ~20 us a call -- more than a small loss kernel itself.
+# for every op's kernels costs more than a small loss kernel itself. The key holds the raw
+# values of the two environment switches, so changing them at run time still takes effect.
 _resolved: Dict[tuple, Callable] = {}
+# os.environ's own mapping (bytes on POSIX): a lookup there is ~25 ns, os.environ.get ~700 ns,
+# because the latter encodes the key on every call.
+_ENV_DATA = getattr(os.environ, "_data", None)
+_ENV_KEYS = {name: os.environ.encodekey(name) for name in ("GAN_KERNELS_BACKEND", "GAN_KERNELS_STRICT")} \
+    if _ENV_DATA is not None and hasattr(os.environ, "encodekey") else None
+
+
+def _env_raw(name: str):
+    if _ENV_KEYS is not None:
+        return _ENV_DATA.get(_ENV_KEYS[name])
+    return os.environ.get(name)
 
 
 def register_backend(name: str, unavailable_reason: Callable[[], Optional[str]], runs_on: Callable[[str], bool]) -> None:
@@ -122,6 +136,7 @@ def _strict() -> bool:
 
 
 def _fallback(op: str, name: str, reason: str) -> Callable:
+    # Resolved once per (op, back end, device, switches): the warning shows once per process.
     msg = (
         f"gan_kernels: back end {name!r} is not available for {op} ({reason}); "
         "using the pure-PyTorch reference instead. Set GAN_KERNELS_STRICT=1 to make this an error."
@@ -135,14 +150,17 @@ def _fallback(op: str, name: str, reason: str) -> Callable:
     return _IMPLS[(op, "reference")]
 
 
-def resolve(op: str, backend: str, device: torch.device) -> Callable:
-    """The implementation of ``op`` to run on tensors of ``device`` for a requested back end."""
-    if backend == "auto":
-        backend = get_backend()
-    key = (op, backend, device.type, _strict(), id(_BACKENDS.get(backend)))
+def device_type(x: torch.Tensor) -> str:
+    """``x.device.type`` without building a torch.device (the common cases first)."""
+    return "cuda" if x.is_cuda else "cpu" if x.is_cpu else x.device.type
+
+
+def resolve(op: str, backend: str, dev: str) -> Callable:
+    """The implementation of ``op`` to run on tensors of device type ``dev`` for a requested back end."""
+    key = (op, backend, dev, _default_backend, _env_raw("GAN_KERNELS_BACKEND"), _env_raw("GAN_KERNELS_STRICT"))
     impl = _resolved.get(key)
     if impl is None:
-        impl = _resolve(op, backend, device.type)
+        impl = _resolve(op, get_backend() if backend == "auto" else backend, dev)
         _resolved[key] = impl
     return impl
 

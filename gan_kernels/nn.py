@@ -7,15 +7,20 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from . import _kinds, _registry
+from . import _checks, _kinds, _registry
 from . import functional as F
 
 __all__ = ["DiscriminatorLoss", "GeneratorLoss", "GradientPenalty"]
 
 
 # One set of argument checks for the functional and the module forms.
-_choice = F._check_choice
-_number = F._check_number
+_number = _checks.number
+
+
+def _choice(value, accepted, what: str) -> str:
+    if not isinstance(value, str) or value not in accepted:
+        _checks.bad_choice(value, accepted, what)
+    return value
 
 
 class DiscriminatorLoss(nn.Module):
@@ -36,7 +41,7 @@ class DiscriminatorLoss(nn.Module):
         self.reduction = _choice(reduction, tuple(_kinds.REDUCTIONS), "reduction")
         self.real_label = _number(real_label, "real_label")
         self.drift = _number(drift, "drift")
-        self.ls_targets = F._check_ls_targets(ls_targets)
+        self.ls_targets = _checks.ls_targets(ls_targets)
         self.backend = _registry.check_backend_name(backend)
 
     def forward(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:

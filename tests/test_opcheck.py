@@ -1,8 +1,9 @@
-"""The seven C++ ops on CPU tensors under ``torch.library.opcheck``, and torch.compile of the API.
+"""The C++ ops on CPU tensors under ``torch.library.opcheck``, and torch.compile of the API.
 
-opcheck runs each ``torch.ops.gan_kernels.*`` op through its schema check, the fake (meta) kernel
-(output shapes, dtypes and strides must equal the CPU kernel's), autograd-registration check and
-AOT dispatch with dynamic shapes. It does not prove a value right: tests/test_backends.py does
+opcheck runs each ``torch.ops.gan_kernels.*`` op -- the six device ops and the three public
+differentiable ops -- through its schema check, the fake (meta) kernel (output shapes, dtypes and
+strides must equal the CPU kernel's), autograd-registration check and AOT dispatch with dynamic
+shapes (for the public ops: through their C++ autograd kernels, forward and backward). It does not prove a value right: tests/test_backends.py does
 that against the reference. The inputs cover float32 and float64, several kinds and reductions,
 channels_last and non-batch-major layouts, an expanded (stride-0) upstream gradient, and inputs
 with and without requires_grad.
@@ -18,11 +19,19 @@ from gan_kernels import _cpp, _fake, _kinds
 
 if _cpp.LOAD_ERROR is not None:
     pytest.skip(f"gan_kernels._C is not loaded ({_cpp.LOAD_ERROR})", allow_module_level=True)
-if not _cpp.has_kernel("d_loss_forward", "CPU"):
+if not _cpp.has_kernel("loss_forward", "CPU"):
     pytest.skip("gan_kernels._C was built without the CPU kernels", allow_module_level=True)
 
 OPS = torch.ops.gan_kernels
-D, G, P, R = _kinds.D_LOSS_KINDS, _kinds.G_LOSS_KINDS, _kinds.PENALTY_KINDS, _kinds.REDUCTIONS
+P, R = _kinds.PENALTY_KINDS, _kinds.REDUCTIONS
+
+
+def D(kind, real_label=1.0, drift=0.0, ls=(0.0, 1.0)):
+    return _kinds.d_loss_args(kind, real_label, drift, *ls)
+
+
+def G(kind, ls_target=1.0):
+    return _kinds.g_loss_args(kind, ls_target)
 DTYPES = [torch.float32, torch.float64]
 
 
@@ -43,20 +52,18 @@ def _cases(dtype, grad):
         _, norms_t = OPS.grad_penalty_forward(g_t, P["wgan-lp"], 1.0, 1.0, R["none"], 1.0, None)
     saved = torch.randn(6, 1, 3, 4, dtype=acc)
     return {
-        "d_loss_forward": [
-            (r, f, D["logistic"], R["mean"], 0.9, 0.1, 0.0, 1.0, True),
-            (r1, f1, D["hinge"], R["sum"], 1.0, 0.0, 0.0, 1.0, True),
-            (r, f, D["relativistic"], R["mean"], 1.0, 0.05, 0.0, 1.0, True),
-            (r, f, D["relativistic"], R["none"], 1.0, 0.0, 0.0, 1.0, True),
-            (r, f, D["rpgan"], R["none"], 1.0, 0.0, 0.0, 1.0, False),
-            (r1, f1, D["least_squares"], R["mean"], 1.0, 0.0, -0.5, 0.5, False),
-        ],
-        "g_loss_forward": [
-            (f, None, G["logistic"], R["mean"], 1.0, True),
-            (f1, None, G["least_squares"], R["none"], 0.7, True),
-            (f, r, G["relativistic"], R["sum"], 1.0, True),
-            (f, r, G["rpgan"], R["none"], 1.0, True),
-            (f, r, G["hinge"], R["mean"], 1.0, True),  # real given but unused: zero gradient
+        "loss_forward": [
+            (r, f, *D("logistic", 0.9, 0.1), R["mean"], True),
+            (r1, f1, *D("hinge"), R["sum"], True),
+            (r, f, *D("relativistic", drift=0.05), R["mean"], True),
+            (r, f, *D("relativistic"), R["none"], True),
+            (r, f, *D("rpgan"), R["none"], False),
+            (r1, f1, *D("least_squares", ls=(-0.5, 0.5)), R["mean"], False),
+            (None, f, *G("logistic"), R["mean"], True),
+            (None, f1, *G("least_squares", 0.7), R["none"], True),
+            (r, f, *G("relativistic"), R["sum"], True),
+            (r, f, *G("rpgan"), R["none"], True),
+            (r, f, *G("hinge"), R["mean"], True),  # real given but unused by the kind: ignored
         ],
         "loss_backward": [
             (torch.randn((), dtype=acc), saved, saved[:2].clone(), dtype, acc),
@@ -86,7 +93,35 @@ def _cases(dtype, grad):
     }
 
 
-# The raw ops are not differentiable (the autograd Functions in _autograd.py wrap them), so opcheck's
+def _public_cases(dtype, grad):
+    """The public differentiable ops (their Autograd kernels are C++ Functions)."""
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    r, f = _t((6, 1, 3, 4), dtype, grad), _t((6, 1, 3, 4), dtype, grad)
+    r1, f1 = _t((5,), dtype, grad), _t((9, 1), dtype, grad)
+    g = _t((3, 2, 5, 6), dtype, grad).contiguous(memory_format=torch.channels_last)
+    return {
+        "loss": [
+            (r, f, *D("logistic", 0.9, 0.1), R["mean"]),
+            (r1, f1, *D("hinge"), R["sum"]),
+            (r, f, *D("relativistic"), R["none"]),  # backward through the ATen formula
+            (r, f, *D("rpgan"), R["mean"]),
+            (None, f1, *G("least_squares", 0.7), R["none"]),
+            (r, f, *G("relativistic"), R["mean"]),
+            (r1.detach(), f1, *D("wasserstein"), R["mean"]),  # one side without requires_grad
+        ],
+        "interpolate": [
+            (g, _t(g.shape, dtype, grad), torch.rand(3, dtype=acc)),
+            (r, f, torch.rand(6, dtype=acc, requires_grad=grad)),  # alpha's own gradient too
+        ],
+        "grad_penalty": [
+            (g, P["wgan-gp"], 1.0, 10.0, R["mean"], 1.0, None),
+            (g, P["r1"], 0.0, 5.0, R["none"], 0.5, torch.tensor(0.25)),
+            (_t((4, 3), dtype, grad), P["wgan-lp"], 0.5, 1.0, R["sum"], 1.0, None),
+        ],
+    }
+
+
+# The device ops are not differentiable (the public ops' autograd kernels call them), so opcheck's
 # AOT-dispatch test backpropagating through them with requires_grad inputs meets torch's "no
 # autograd kernel registered" fallback, which warns; the check itself must still pass.
 @pytest.mark.filterwarnings("ignore:.*an autograd kernel was not registered:UserWarning")
@@ -95,6 +130,14 @@ def _cases(dtype, grad):
 @pytest.mark.parametrize("op", list(_fake.FAKES))
 def test_opcheck(op, dtype, grad):
     for args in _cases(dtype, grad)[op]:
+        torch.library.opcheck(getattr(OPS, op), args)
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["nograd", "requires_grad"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op", list(_fake.PUBLIC_FAKES))
+def test_opcheck_public(op, dtype, grad):
+    for args in _public_cases(dtype, grad)[op]:
         torch.library.opcheck(getattr(OPS, op), args)
 
 
@@ -143,7 +186,7 @@ def test_cpu_kernels_independent_of_thread_count():
     def run():
         loss, norms = OPS.grad_penalty_forward(g, P["wgan-gp"], 1.0, 10.0, R["mean"], 1.0, None)
         d = OPS.grad_penalty_backward(go, g, norms, P["wgan-gp"], 1.0, 10.0, R["mean"], 1.0, None)
-        return (loss, norms, d) + tuple(OPS.d_loss_forward(r, f, D["relativistic"], R["mean"], 1.0, 0.0, 0.0, 1.0, True))
+        return (loss, norms, d) + tuple(OPS.loss_forward(r, f, *D("relativistic"), R["mean"], True))
 
     n = torch.get_num_threads()
     try:

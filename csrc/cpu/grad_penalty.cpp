@@ -12,6 +12,7 @@
 #include <torch/library.h>
 
 #include "cpu_kernels.h"
+#include "gan_kernels/checks.h"
 #include "gan_kernels/layout.h"
 #include "gan_kernels/math.h"
 
@@ -31,23 +32,23 @@ A unscale_factor(double inv_scale, const std::optional<at::Tensor>& t) {
   if (t.has_value() && t->defined()) {
     TORCH_CHECK(t->numel() == 1, "gan_kernels: inv_scale_tensor must have one element, got ",
                 t->numel());
-    TORCH_CHECK(t->device().is_cpu(), "gan_kernels: inv_scale_tensor must be on the CPU here");
+    check_on(*t, c10::DeviceType::CPU, "grad_penalty", "inv_scale_tensor");
     s = s * static_cast<A>(t->to(at::kFloat).contiguous().data_ptr<float>()[0]);
   }
   return s;
 }
 
-void check_args(const at::Tensor& grad, int64_t kind, int64_t reduction) {
+void check_args(const at::Tensor& grad, int64_t kind, int64_t reduction, const char* op) {
+  check_on(grad, c10::DeviceType::CPU, op, "grad");
   TORCH_CHECK(grad.dim() >= 1, "gan_kernels: grad must have a batch dimension (B, ...)");
-  TORCH_CHECK(kind >= kWganGp && kind <= kR1, "gan_kernels: unknown penalty kind code ", kind);
-  TORCH_CHECK(reduction >= kReduceNone && reduction <= kReduceSum,
-              "gan_kernels: unknown reduction code ", reduction);
+  check_penalty_kind(kind);
+  check_reduction(reduction);
 }
 
 std::tuple<at::Tensor, at::Tensor> grad_penalty_forward_cpu(
     const at::Tensor& grad, int64_t kind, double center, double weight, int64_t reduction,
     double inv_scale, const std::optional<at::Tensor>& inv_scale_tensor) {
-  check_args(grad, kind, reduction);
+  check_args(grad, kind, reduction, "grad_penalty_forward");
   const at::ScalarType acc = acc_type_of(grad.scalar_type());
   const int64_t B = grad.size(0);
   const int64_t D = per_sample(grad);
@@ -103,7 +104,9 @@ at::Tensor grad_penalty_backward_cpu(const at::Tensor& grad_out, const at::Tenso
                                      const at::Tensor& norms, int64_t kind, double center,
                                      double weight, int64_t reduction, double inv_scale,
                                      const std::optional<at::Tensor>& inv_scale_tensor) {
-  check_args(grad, kind, reduction);
+  check_args(grad, kind, reduction, "grad_penalty_backward");
+  check_on(grad_out, c10::DeviceType::CPU, "grad_penalty_backward", "grad_out");
+  check_on(norms, c10::DeviceType::CPU, "grad_penalty_backward", "norms");
   const int64_t B = grad.size(0);
   const int64_t D = per_sample(grad);
   TORCH_CHECK(norms.numel() == B, "gan_kernels: norms must have one value per sample, got ",

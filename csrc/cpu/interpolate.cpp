@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include "cpu_kernels.h"
+#include "gan_kernels/checks.h"
 #include "gan_kernels/layout.h"
 
 namespace gan_kernels {
@@ -25,6 +26,9 @@ std::vector<A> alpha_values(const at::Tensor& alpha, int64_t B) {
 
 at::Tensor interpolate_forward_cpu(const at::Tensor& real, const at::Tensor& fake,
                                    const at::Tensor& alpha) {
+  check_on(real, c10::DeviceType::CPU, "interpolate_forward", "real");
+  check_on(fake, c10::DeviceType::CPU, "interpolate_forward", "fake");
+  check_on(alpha, c10::DeviceType::CPU, "interpolate_forward", "alpha");
   TORCH_CHECK(real.sizes() == fake.sizes(), "gan_kernels: real and fake must have the same shape, got ",
               real.sizes(), " and ", fake.sizes());
   TORCH_CHECK(real.scalar_type() == fake.scalar_type(),
@@ -52,6 +56,8 @@ at::Tensor interpolate_forward_cpu(const at::Tensor& real, const at::Tensor& fak
 std::tuple<at::Tensor, at::Tensor> interpolate_backward_cpu(const at::Tensor& grad_out,
                                                             const at::Tensor& alpha, bool need_real,
                                                             bool need_fake) {
+  check_on(grad_out, c10::DeviceType::CPU, "interpolate_backward", "grad_out");
+  check_on(alpha, c10::DeviceType::CPU, "interpolate_backward", "alpha");
   TORCH_CHECK(grad_out.dim() >= 1, "gan_kernels: grad_out must have a batch dimension (B, ...)");
   auto make = [&](bool need) {
     return need ? empty_batch_major(grad_out) : at::empty({0}, grad_out.options());

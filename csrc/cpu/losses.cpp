@@ -12,6 +12,7 @@
 #include <torch/library.h>
 
 #include "cpu_kernels.h"
+#include "gan_kernels/checks.h"
 #include "gan_kernels/layout.h"
 #include "gan_kernels/math.h"
 
@@ -227,65 +228,31 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
   return res;
 }
 
-void check_codes(int64_t reduction) {
-  TORCH_CHECK(reduction >= kReduceNone && reduction <= kReduceSum,
-              "gan_kernels: unknown reduction code ", reduction);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> d_loss_forward_cpu(
-    const at::Tensor& real, const at::Tensor& fake, int64_t kind, int64_t reduction, double real_label,
-    double drift, double ls_fake, double ls_real, bool compute_grad) {
-  check_codes(reduction);
-  TORCH_CHECK(kind >= kDLogistic && kind <= kDRpgan, "gan_kernels: unknown d_loss kind code ", kind);
-  TORCH_CHECK(real.scalar_type() == fake.scalar_type(), "gan_kernels: real and fake must have the same dtype");
-  const LossSpec spec = d_loss_spec(kind, real_label, drift,
-                                    ls_fake, ls_real);
-  const Logits r = logits_of(real), f = logits_of(fake);
-  LossResult res;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, real.scalar_type(), "d_loss_forward_cpu", [&] {
-    res = loss_impl<scalar_t>(spec, r, f, fake, reduction, compute_grad);
-  });
-  if (reduction == kReduceNone) res.loss = res.loss.view(real.sizes());
-  return {res.loss, res.grad_real, res.grad_fake};
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> g_loss_forward_cpu(
-    const at::Tensor& fake, const std::optional<at::Tensor>& real, int64_t kind, int64_t reduction,
-    double ls_target, bool compute_grad) {
-  check_codes(reduction);
-  TORCH_CHECK(kind >= kGLogistic && kind <= kGRpgan, "gan_kernels: unknown g_loss kind code ", kind);
-  const LossSpec spec = g_loss_spec(kind, ls_target);
-  const bool has_real = real.has_value() && real->defined();
-  if (spec.mode != kModeSeparate) {
-    TORCH_CHECK(has_real, "gan_kernels: this g_loss kind needs real logits");
-    TORCH_CHECK(real->scalar_type() == fake.scalar_type(), "gan_kernels: real and fake must have the same dtype");
-  }
-  // A separate-mode generator loss has no real term: real (if given) only
-  // gets a zero gradient.
-  const Logits r = spec.mode == kModeSeparate ? Logits{} : logits_of(real);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward_cpu(
+    const std::optional<at::Tensor>& real_opt, const at::Tensor& fake, int64_t mode, int64_t real_term,
+    double real_target, double real_coef, int64_t fake_term, double fake_target, double fake_coef, double drift,
+    int64_t reduction, bool compute_grad) {
+  const LossSpec spec =
+      make_spec(mode, real_term, real_target, real_coef, fake_term, fake_target, fake_coef, drift);
+  // A spec without a real term (a separate-mode G loss) ignores real logits passed anyway.
+  const at::Tensor real = spec_uses_real(spec) && real_opt.has_value() ? *real_opt : at::Tensor();
+  check_loss_logits(real, fake, spec, reduction, c10::DeviceType::CPU, "loss_forward");
+  const Logits r = logits_of(real.defined() ? std::optional<at::Tensor>(real) : std::nullopt);
   const Logits f = logits_of(fake);
   LossResult res;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fake.scalar_type(), "g_loss_forward_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fake.scalar_type(), "loss_forward_cpu", [&] {
     res = loss_impl<scalar_t>(spec, r, f, fake, reduction, compute_grad);
   });
-  const at::ScalarType acc = acc_type_of(fake.scalar_type());
-  const bool keep = compute_grad && !(spec.mode == kModeRelativistic && reduction == kReduceNone);
-  at::Tensor grad_real;
-  if (!has_real) {
-    grad_real = empty_grad(fake, acc);
-  } else if (!keep) {
-    grad_real = at::empty({0}, real->options().dtype(acc));
-  } else if (spec.mode == kModeSeparate) {
-    grad_real = at::zeros(real->sizes(), real->options().dtype(acc));
-  } else {
-    grad_real = res.grad_real;
-  }
-  return {res.loss, res.grad_fake, grad_real};
+  if (reduction == kReduceNone) res.loss = res.loss.view(fake.sizes());
+  return {res.loss, res.grad_real, res.grad_fake};
 }
 
 std::tuple<at::Tensor, at::Tensor> loss_backward_cpu(const at::Tensor& grad_out, const at::Tensor& saved_a,
                                                      const at::Tensor& saved_b, at::ScalarType dtype_a,
                                                      at::ScalarType dtype_b) {
+  check_on(grad_out, c10::DeviceType::CPU, "loss_backward", "grad_out");
+  check_on(saved_a, c10::DeviceType::CPU, "loss_backward", "saved_a");
+  check_on(saved_b, c10::DeviceType::CPU, "loss_backward", "saved_b");
   auto one = [&](const at::Tensor& saved, at::ScalarType dtype) {
     at::Tensor out = at::empty(saved.sizes(), saved.options().dtype(dtype));
     if (saved.numel() == 0) return out;
@@ -333,7 +300,6 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cpu(const at::Tensor& grad_out,
 }  // namespace gan_kernels
 
 TORCH_LIBRARY_IMPL(gan_kernels, CPU, m) {
-  m.impl("d_loss_forward", &gan_kernels::cpu::d_loss_forward_cpu);
-  m.impl("g_loss_forward", &gan_kernels::cpu::g_loss_forward_cpu);
+  m.impl("loss_forward", &gan_kernels::cpu::loss_forward_cpu);
   m.impl("loss_backward", &gan_kernels::cpu::loss_backward_cpu);
 }

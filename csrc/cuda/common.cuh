@@ -15,6 +15,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
 
+#include "gan_kernels/checks.h"
 #include "gan_kernels/layout.h"
 #include "gan_kernels/math.h"
 
@@ -158,13 +159,8 @@ inline int64_t grid_for(int64_t work, int device) {
 }
 
 inline void check_cuda(const at::Tensor& t, const at::Tensor& like, const char* name) {
-  TORCH_CHECK(t.device() == like.device(), "gan_kernels (CUDA): ", name, " is on ", t.device(),
-              " but the other inputs are on ", like.device());
-}
-
-inline void check_reduction(int64_t reduction) {
-  TORCH_CHECK(reduction == kReduceNone || reduction == kReduceMean || reduction == kReduceSum,
-              "gan_kernels (CUDA): unknown reduction code ", reduction, " (0 none, 1 mean, 2 sum)");
+  TORCH_CHECK_VALUE(t.device() == like.device(), "gan_kernels (CUDA): ", name, " is on ", t.device(),
+                    " but the other inputs are on ", like.device());
 }
 
 }  // namespace cuda_impl

@@ -383,29 +383,15 @@ void launch_large_loss(const scalar_t* real, int64_t n_r, const scalar_t* fake, 
   }
 }
 
-// Runs one loss. `real` may be undefined (no real term). Returns (loss, grad_real, grad_fake)
+// Runs one loss. `real` is undefined when the spec has no real term. Returns (loss, grad_real, grad_fake)
 // with the shapes and dtypes of gan_kernels/_fake.py; `loss_like` gives the "none" loss shape.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> run_loss(const at::Tensor& real, const at::Tensor& fake,
                                                         const LossSpec& spec, int64_t reduction,
                                                         bool compute_grad, const at::Tensor& loss_like) {
-  check_reduction(reduction);
-  TORCH_CHECK(fake.is_cuda(), "gan_kernels (CUDA): the logits must be CUDA tensors");
+  // Arguments checked by loss_forward_cuda (check_loss_logits).
   const bool has_real = real.defined();
   const bool none = reduction == kReduceNone;
   const bool rel = spec.mode == kModeRelativistic;
-  const bool paired = spec.mode == kModePaired;
-  if (has_real) {
-    check_cuda(real, fake, "real logits");
-    TORCH_CHECK(real.scalar_type() == fake.scalar_type(), "gan_kernels (CUDA): real and fake logits must have the same dtype");
-    if (paired || none) {
-      TORCH_CHECK(real.sizes() == fake.sizes(), "gan_kernels (CUDA): real and fake logits must have the same shape for ",
-                  paired ? "a paired loss" : "reduction 'none'", ", got ", real.sizes(), " and ", fake.sizes());
-    }
-  } else {
-    TORCH_CHECK(!rel && !paired, "gan_kernels (CUDA): this loss kind needs the real logits");
-  }
-  TORCH_CHECK(!(rel && has_real && (real.numel() == 0 || fake.numel() == 0)),
-              "gan_kernels (CUDA): the relativistic loss needs non-empty logits");
   const c10::cuda::CUDAGuard guard(fake.device());
 
   const at::Tensor f = fake.contiguous();
@@ -438,48 +424,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> run_loss(const at::Tensor& real, 
   return {loss, grad_real, grad_fake};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> d_loss_forward_cuda(const at::Tensor& real, const at::Tensor& fake,
-                                                                   int64_t kind, int64_t reduction, double real_label,
-                                                                   double drift, double ls_fake, double ls_real,
-                                                                   bool compute_grad) {
-  TORCH_CHECK(kind >= kDLogistic && kind <= kDRpgan, "gan_kernels (CUDA): unknown d_loss kind code ", kind);
-  TORCH_CHECK(real.defined() && fake.defined(), "gan_kernels (CUDA): d_loss needs real and fake logits");
-  const LossSpec spec = d_loss_spec(kind, real_label, drift,
-                                    ls_fake, ls_real);
-  return run_loss(real, fake, spec, reduction, compute_grad, real);
-}
-
-// Returns (loss, grad_fake, grad_real).
-std::tuple<at::Tensor, at::Tensor, at::Tensor> g_loss_forward_cuda(const at::Tensor& fake,
-                                                                   const std::optional<at::Tensor>& real_opt,
-                                                                   int64_t kind, int64_t reduction, double ls_target,
-                                                                   bool compute_grad) {
-  TORCH_CHECK(kind >= kGLogistic && kind <= kGRpgan, "gan_kernels (CUDA): unknown g_loss kind code ", kind);
-  const LossSpec spec = g_loss_spec(kind, ls_target);
-  const bool uses_real = spec.mode != kModeSeparate;
-  at::Tensor real = (real_opt.has_value() && real_opt->defined()) ? *real_opt : at::Tensor();
-  const bool keep = compute_grad && !(spec.mode == kModeRelativistic && reduction == kReduceNone);
-  if (!uses_real) {
-    // The kind has no real term: real logits passed anyway get a zero gradient.
-    auto out = run_loss(at::Tensor(), fake, spec, reduction, compute_grad, fake);
-    at::Tensor grad_real;
-    if (real.defined() && keep) {
-      check_cuda(real, fake, "real logits");
-      grad_real = at::zeros(real.sizes(), fake.options().dtype(acc_type_of(real.scalar_type())));
-    } else {
-      grad_real = at::empty({0}, fake.options().dtype(acc_type_of(fake.scalar_type())));
-    }
-    return {std::get<0>(out), std::get<2>(out), grad_real};
-  }
-  TORCH_CHECK(real.defined(), "gan_kernels (CUDA): this g_loss kind needs the real logits");
-  const at::ScalarType real_acc = acc_type_of(real.scalar_type());
-  // The caller promotes both to one dtype; a direct call with mixed dtypes computes in fake's.
-  const at::Tensor real_cast = real.scalar_type() == fake.scalar_type() ? real : real.to(fake.scalar_type());
-  auto out = run_loss(real_cast, fake, spec, reduction, compute_grad, fake);
-  at::Tensor grad_real = std::get<1>(out);
-  // Like the fake kernel: a kept gradient has real's accumulation dtype, an empty one fake's.
-  if (keep && grad_real.scalar_type() != real_acc) grad_real = grad_real.to(real_acc);
-  return {std::get<0>(out), std::get<2>(out), grad_real};
+std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward_cuda(
+    const std::optional<at::Tensor>& real_opt, const at::Tensor& fake, int64_t mode, int64_t real_term,
+    double real_target, double real_coef, int64_t fake_term, double fake_target, double fake_coef, double drift,
+    int64_t reduction, bool compute_grad) {
+  const LossSpec spec =
+      make_spec(mode, real_term, real_target, real_coef, fake_term, fake_target, fake_coef, drift);
+  // A spec without a real term (a separate-mode G loss) ignores real logits passed anyway.
+  const at::Tensor real = spec_uses_real(spec) && real_opt.has_value() ? *real_opt : at::Tensor();
+  check_loss_logits(real, fake, spec, reduction, c10::DeviceType::CUDA, "loss_forward");
+  return run_loss(real, fake, spec, reduction, compute_grad, fake);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -601,7 +555,6 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cuda(const at::Tensor& grad_out
 }  // namespace gan_kernels
 
 TORCH_LIBRARY_IMPL(gan_kernels, CUDA, m) {
-  m.impl("d_loss_forward", &gan_kernels::cuda_impl::d_loss_forward_cuda);
-  m.impl("g_loss_forward", &gan_kernels::cuda_impl::g_loss_forward_cuda);
+  m.impl("loss_forward", &gan_kernels::cuda_impl::loss_forward_cuda);
   m.impl("loss_backward", &gan_kernels::cuda_impl::loss_backward_cuda);
 }

@@ -1,7 +1,7 @@
 """Triton kernels of the discriminator / generator losses and their backward.
 
-Every kind of both losses runs through the same kernels: the kind's row of the term table
-(``gan_kernels._kinds.d_loss_spec`` / ``g_loss_spec``, the twin of math.h's LossSpec) arrives as
+Every kind of both losses runs through the same kernels: the kind's LossSpec
+(``gan_kernels._kinds.d_loss_spec`` / ``g_loss_spec``: a mode and two terms, as data) arrives as
 compile-time flags (mode, real term, fake term, drift on/off) plus the terms' runtime constants,
 and one ``@triton.jit`` helper, ``_tile``, computes a tile's terms and gradients for all three
 modes (separate, relativistic, paired). The forward writes the loss and, in the same pass, the
@@ -33,8 +33,6 @@ from ._utils import (
 )
 
 _NONE, _MEAN = _kinds.REDUCTIONS["none"], _kinds.REDUCTIONS["mean"]
-_D_NAMES = {v: k for k, v in _kinds.D_LOSS_KINDS.items()}
-_G_NAMES = {v: k for k, v in _kinds.G_LOSS_KINDS.items()}
 
 
 # --------------------------------------------------------------------------- per-element terms
@@ -402,27 +400,32 @@ def _launch_loss_grid(args, consts, flags, mode, reduction, keep, n_r, n_f, n_ou
         _loss_correct_kernel[(cdiv(n_max, block),)](g_r, g_f, part, n_r, n_f, grid, BLOCK=block, num_warps=warps)
 
 
-@custom_op("d_loss_forward")
-def d_loss_forward(
-    real: Tensor, fake: Tensor, kind: int, reduction: int, real_label: float, drift: float,
-    ls_fake: float, ls_real: float, compute_grad: bool,
-) -> Tuple[Tensor, Tensor, Tensor]:
-    if real.dtype != fake.dtype:  # the public API promotes first; this guards the raw op
-        raise RuntimeError(f"real and fake must have the same dtype, got {real.dtype} and {fake.dtype}")
-    spec = _kinds.d_loss_spec(_D_NAMES[kind], real_label, drift, ls_fake, ls_real)
-    loss, g_r, g_f = _launch_loss(spec, real, fake, reduction, compute_grad, real)
-    return loss, g_r, g_f
+@functools.lru_cache(maxsize=256)
+def _spec(mode: int, real_term: int, real_target: float, real_coef: float, fake_term: int, fake_target: float,
+          fake_coef: float, drift: float) -> _kinds.LossSpec:
+    if mode not in (_kinds.MODE_SEPARATE, _kinds.MODE_RELATIVISTIC, _kinds.MODE_PAIRED):
+        raise ValueError(f"gan_kernels_triton::loss_forward: unknown loss mode code {mode}")
+    if not (_kinds.TERM_NONE <= real_term <= _kinds.TERM_SQUARE and _kinds.TERM_NONE <= fake_term <= _kinds.TERM_SQUARE):
+        raise ValueError(f"gan_kernels_triton::loss_forward: unknown loss term code (real {real_term}, fake {fake_term})")
+    return _kinds.LossSpec(mode, _kinds.Term(real_term, real_target, real_coef),
+                           _kinds.Term(fake_term, fake_target, fake_coef), drift)
 
 
-@custom_op("g_loss_forward")
-def g_loss_forward(
-    fake: Tensor, real: Optional[Tensor], kind: int, reduction: int, ls_target: float, compute_grad: bool
+@custom_op("loss_forward")
+def loss_forward(
+    real: Optional[Tensor], fake: Tensor, mode: int, real_term: int, real_target: float, real_coef: float,
+    fake_term: int, fake_target: float, fake_coef: float, drift: float, reduction: int, compute_grad: bool,
 ) -> Tuple[Tensor, Tensor, Tensor]:
-    spec = _kinds.g_loss_spec(_G_NAMES[kind], ls_target)
-    loss, g_r, g_f = _launch_loss(spec, real, fake, reduction, compute_grad, fake)
-    if real is None:
-        g_r = fake.new_empty((0,), dtype=acc_dtype(fake.dtype))
-    return loss, g_f, g_r
+    spec = _spec(mode, real_term, real_target, real_coef, fake_term, fake_target, fake_coef, drift)
+    if not spec.uses_real:
+        real = None  # a separate-mode G loss ignores real logits passed anyway
+    elif real is None:
+        raise ValueError("gan_kernels_triton::loss_forward: this loss needs the real logits")
+    elif real.device != fake.device:
+        raise ValueError(f"gan_kernels_triton::loss_forward: real is on {real.device} but fake is on {fake.device}")
+    elif real.dtype != fake.dtype:  # the public API promotes first; this guards the raw op
+        raise TypeError(f"real and fake must have the same dtype, got {real.dtype} and {fake.dtype}")
+    return _launch_loss(spec, real, fake, reduction, compute_grad, fake)
 
 
 # --------------------------------------------------------------------------- backward

@@ -23,20 +23,12 @@ namespace gan_kernels {
 // table of four term shapes covers all kinds, so the kernels have no per-kind
 // branches beyond a switch on TermType.
 // ---------------------------------------------------------------------------
-enum TermType : int { kTermNone = 0, kTermBce = 1, kTermHinge = 2, kTermLinear = 3, kTermSquare = 4 };
-
+// Term types and modes are the schema codes of codes.h.
 struct Term {
   int type;  // TermType
   // double so float64 inputs see the caller's exact real_label / targets (cast to T at use).
   double t;  // BCE target / hinge sign / square target
   double c;  // multiplier of the whole term
-};
-
-// How the real and fake terms combine.
-enum LossMode : int {
-  kModeSeparate = 0,      // sum_i phi_r(r_i) + sum_j phi_f(f_j)
-  kModeRelativistic = 1,  // sum_i phi_r(r_i - mean f) + sum_j phi_f(f_j - mean r)
-  kModePaired = 2,        // sum_i phi_r(r_i - f_i)   (needs paired logits)
 };
 
 struct LossSpec {
@@ -45,6 +37,9 @@ struct LossSpec {
   Term fake;    // applied to the fake logits (unused when paired)
   double drift;  // + drift * r^2 on every real element (ProGAN)
 };
+
+// Whether a spec reads the real logits at all (a separate-mode G loss does not).
+GK_HD bool spec_uses_real(const LossSpec& s) { return s.mode != kModeSeparate || s.real.type != kTermNone; }
 
 // softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|): never overflows and
 // keeps full precision for large |x| (log(sigmoid) would not).
@@ -100,71 +95,6 @@ GK_HD T term_grad(const Term& term, T x) {
     default:
       return T(0);
   }
-}
-
-GK_HD LossSpec d_loss_spec(int64_t kind, double real_label, double drift, double ls_fake, double ls_real) {
-  LossSpec s{kModeSeparate, {kTermNone, 0.0, 1.0}, {kTermNone, 0.0, 1.0}, drift};
-  switch (kind) {
-    case kDLogistic:  // BCE(r, real_label) + softplus(f)
-      s.real = {kTermBce, real_label, 1.0};
-      s.fake = {kTermBce, 0.0, 1.0};
-      break;
-    case kDHinge:  // relu(1 - r) + relu(1 + f)
-      s.real = {kTermHinge, 1.0, 1.0};
-      s.fake = {kTermHinge, -1.0, 1.0};
-      break;
-    case kDWasserstein:  // f - r
-      s.real = {kTermLinear, 0.0, -1.0};
-      s.fake = {kTermLinear, 0.0, 1.0};
-      break;
-    case kDLeastSquares:  // 1/2 (r - b)^2 + 1/2 (f - a)^2
-      s.real = {kTermSquare, ls_real, 1.0};
-      s.fake = {kTermSquare, ls_fake, 1.0};
-      break;
-    case kDRelativistic:  // softplus(-(r - mean f)) + softplus(f - mean r)
-      s.mode = kModeRelativistic;
-      s.real = {kTermBce, 1.0, 1.0};
-      s.fake = {kTermBce, 0.0, 1.0};
-      break;
-    case kDRpgan:  // softplus(f - r) = BCE(r - f, 1)
-      s.mode = kModePaired;
-      s.real = {kTermBce, 1.0, 1.0};
-      break;
-    default:
-      break;
-  }
-  return s;
-}
-
-GK_HD LossSpec g_loss_spec(int64_t kind, double ls_target) {
-  LossSpec s{kModeSeparate, {kTermNone, 0.0, 1.0}, {kTermNone, 0.0, 1.0}, 0.0};
-  switch (kind) {
-    case kGLogistic:  // softplus(-f)
-      s.fake = {kTermBce, 1.0, 1.0};
-      break;
-    case kGMinimax:  // -softplus(f)
-      s.fake = {kTermBce, 0.0, -1.0};
-      break;
-    case kGHinge:
-    case kGWasserstein:  // -f
-      s.fake = {kTermLinear, 0.0, -1.0};
-      break;
-    case kGLeastSquares:  // 1/2 (f - c)^2
-      s.fake = {kTermSquare, ls_target, 1.0};
-      break;
-    case kGRelativistic:  // softplus(-(f - mean r)) + softplus(r - mean f)
-      s.mode = kModeRelativistic;
-      s.real = {kTermBce, 0.0, 1.0};
-      s.fake = {kTermBce, 1.0, 1.0};
-      break;
-    case kGRpgan:  // softplus(r - f) = BCE(r - f, 0)
-      s.mode = kModePaired;
-      s.real = {kTermBce, 0.0, 1.0};
-      break;
-    default:
-      break;
-  }
-  return s;
 }
 
 // ---------------------------------------------------------------------------
