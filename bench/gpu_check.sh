@@ -100,9 +100,9 @@ run_sharded tests/test_triton_ops.py tests/test_backends.py -k "triton-cuda or t
 run_tests tests --ignore=tests/test_backends.py --ignore=tests/test_triton_ops.py --ignore=tests/test_cuda_build.py
 
 if [ "$(left)" -gt 150 ]; then
-  step "Triton loss launch configurations (python -m gan_kernels.triton._tune --only losses)"
-  echo "######## triton._tune --only losses" >> "$L/bench.log"
-  timeout 90 $PY -m gan_kernels.triton._tune --only losses >> "$L/bench.log" 2>&1
+  step "Triton loss launch configurations (bench/triton_tune.py --only losses)"
+  echo "######## bench/triton_tune.py --only losses" >> "$L/bench.log"
+  timeout 90 $PY bench/triton_tune.py --only losses >> "$L/bench.log" 2>&1
   echo "tune exit code $?" >> "$L/summary.txt"
 fi
 
