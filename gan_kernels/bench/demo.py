@@ -127,16 +127,16 @@ def conclusion(backend: str, fused_s: float, reference_s: float, batch: int, ste
     if backend == "reference":
         return ("conclusion: no kernel back end is available here (see `python -m gan_kernels info`), so both runs "
                 "used the plain-PyTorch formulas" + caveat + ".")
-    change = reference_s / fused_s - 1.0
+    change = fused_s / reference_s - 1.0  # > 0: the fused step took longer
     if abs(change) < SAME_WITHIN:
         return (f"conclusion: the {backend!r} step took about as long as the reference one ({100 * change:+.0f}% over "
                 f"{steps} steps): the loss and penalty are a small part of this step; the critic's forward, double "
                 "backward and Adam update dominate it" + caveat + ".")
-    if change > 0:
-        return (f"conclusion: the {backend!r} step was {100 * change:.0f}% faster than the reference one: the fused "
+    if change < 0:
+        return (f"conclusion: the {backend!r} step took {100 * -change:.0f}% less time than the reference one: the fused "
                 "loss and penalty replace some 30 small PyTorch ops with a few kernels; the critic's own forward, "
                 "double backward and Adam update are unchanged" + caveat + ".")
-    return (f"conclusion: the {backend!r} step was {100 * -change:.0f}% slower than the reference one: at batch "
+    return (f"conclusion: the {backend!r} step took {100 * change:.0f}% longer than the reference one: at batch "
             f"{batch} of 2-d points the loss and penalty move almost no memory, so fusing them saves little, and "
             "each fused call has a host cost of its own; `python -m gan_kernels bench` shows the sizes where the "
             "fused ops pay off" + caveat + ".")
