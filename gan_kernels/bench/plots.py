@@ -86,9 +86,12 @@ def _plot(result: Dict, key: str, impls_of, ylabel: str, title: str, path: str, 
             ax.axhline(hline, color="k", linewidth=0.8, linestyle=":", label=hlabel)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        # One label per decade step of 1-2-5, formatted so no two labels read the same; no minor labels.
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=12))
+        # Labelled ticks only where they fit: decades on x (sizes span several); on y 1-2-5 steps, or
+        # every integer step where the data spans less than a factor 4. Plain numbers, no minor labels.
+        lo, hi = ax.get_ylim()
+        y_subs = (1.0, 2.0, 5.0) if hi / lo >= 4 else tuple(float(i) for i in range(1, 10))
+        for axis, subs in ((ax.xaxis, (1.0,)), (ax.yaxis, y_subs)):
+            axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
             axis.set_major_formatter(FuncFormatter(_tick_label))
             axis.set_minor_formatter(NullFormatter())
         ax.set_title(name, fontsize=10)
