@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole GPU check in one run, for a machine with a CUDA GPU (e.g. the lent H100/H200):
-# build in place, the CUDA back end's GPU tests, the speed targets (`bench --targets`),
+# build in place, the CUDA back end's GPU tests, the speed targets (`bench/targets.py`),
 # compute-sanitizer on every kernel, the Triton back end's GPU tests (in SHARDS parallel pytest
 # processes, so Triton's JIT compiles use every core), the other GPU-marked tests, then the
 # benchmarks.
@@ -73,10 +73,10 @@ $PY -c "import gan_kernels as gk; print('available back ends:', gk.available_bac
 run_tests tests/test_cuda_build.py tests/test_backends.py -k cuda-cuda
 
 if [ "$(left)" -gt 60 ]; then
-  step "speed targets (bench --targets)"
+  step "speed targets (bench/targets.py)"
   T=$(left); [ "$T" -gt 240 ] && T=240
-  timeout "$T" $PY -m gan_kernels bench --device cuda --targets --no-compile --no-plots --out "$BENCH_DIR/targets" > "$L/bench.log" 2>&1
-  echo "bench --targets exit code $?" >> "$L/summary.txt"
+  timeout "$T" $PY bench/targets.py --device cuda --no-compile --out "$BENCH_DIR/targets" > "$L/bench.log" 2>&1
+  echo "bench/targets.py exit code $?" >> "$L/summary.txt"
   sed -n '/### Speed targets/,$p' "$L/bench.log" >> "$L/summary.txt"
 fi
 
@@ -100,9 +100,9 @@ run_sharded tests/test_triton_ops.py tests/test_backends.py -k "triton-cuda or t
 run_tests tests --ignore=tests/test_backends.py --ignore=tests/test_triton_ops.py --ignore=tests/test_cuda_build.py
 
 if [ "$(left)" -gt 150 ]; then
-  step "Triton loss launch configurations (python -m gan_kernels.triton._tune --only losses)"
-  echo "######## triton._tune --only losses" >> "$L/bench.log"
-  timeout 90 $PY -m gan_kernels.triton._tune --only losses >> "$L/bench.log" 2>&1
+  step "Triton loss launch configurations (bench/triton_tune.py --only losses)"
+  echo "######## bench/triton_tune.py --only losses" >> "$L/bench.log"
+  timeout 90 $PY bench/triton_tune.py --only losses >> "$L/bench.log" 2>&1
   echo "tune exit code $?" >> "$L/summary.txt"
 fi
 

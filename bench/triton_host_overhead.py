@@ -3,7 +3,7 @@
     env -u TRITON_INTERPRET python bench/triton_host_overhead.py [--calls 2000] [--repeats 7]
 
 A small op on a GPU costs its host time: Python, the dispatcher, autograd, Triton's launcher.
-This script measures that time without a GPU. It installs ``gan_kernels.triton._compile_check``'s
+This script measures that time without a GPU. It installs ``bench/triton_compile_check.py``'s
 stand-in driver (an sm_90 target, so the kernels compile for real, with the GPU launch
 configurations) and replaces the final C launch (``cuLaunchKernel`` and its argument packing, a
 few microseconds on a real machine) by a Python no-op; everything before it runs as it would on
@@ -32,7 +32,7 @@ if os.environ.get("TRITON_INTERPRET") == "1":
 import torch  # noqa: E402
 from triton.compiler.compiler import CompiledKernel  # noqa: E402
 
-from gan_kernels.triton import _compile_check  # noqa: E402
+import triton_compile_check as _compile_check  # noqa: E402  (bench/, beside this script)
 
 
 def _install() -> list:

@@ -26,7 +26,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from .bench import demo, run
 
-    p = sub.add_parser("bench", help="benchmark every op x back end x dtype x size; write JSON, CSV, PNG")
+    p = sub.add_parser("bench", help="time the ops, their host cost per call and whole critic steps against "
+                                     "plain PyTorch; write JSON, CSV, PNG")
     run.add_arguments(p)
     p.set_defaults(func=run.main)
     p = sub.add_parser("demo", help="a few WGAN-GP steps on 8 Gaussians: fastest back end vs reference")

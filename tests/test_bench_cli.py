@@ -1,4 +1,4 @@
-"""The bench and demo commands: they run, write sane files, and derive their columns correctly."""
+"""The bench and demo commands: they run, write sane files, measure honestly and derive their columns correctly."""
 
 from __future__ import annotations
 
@@ -9,17 +9,29 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 
 import gan_kernels as gk
+from gan_kernels import _kinds
 from gan_kernels.bench import cases as C
+from gan_kernels.bench import eager as E
 from gan_kernels.bench import run as R
+from gan_kernels.bench import timing as T
 from gan_kernels.bench.timing import TimerConfig, count_dispatches
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _load_tool(name):
+    """A development script of bench/ (not part of the package), imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "bench", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def _run_cli(*args, timeout=240):
@@ -42,7 +54,7 @@ def quick_run(tmp_path_factory):
 
 def test_quick_writes_every_file(quick_run):
     out, res, stdout = quick_run
-    for name in ("results.json", "results.csv", "e2e.csv", "table.md"):
+    for name in ("results.json", "results.csv", "host.csv", "e2e.csv", "table.md"):
         assert (out / name).stat().st_size > 0, name
     if importlib.util.find_spec("matplotlib") is not None:  # plots are optional (the "bench" extra)
         for name in ("speedup.png", "bandwidth.png"):
@@ -52,7 +64,9 @@ def test_quick_writes_every_file(quick_run):
     assert meta["device_type"] == "cpu" and meta["torch"] == torch.__version__
     assert meta["date"][:4].isdigit() and meta["copy_gbps"] > 0
     assert meta["backends"] == C.backends_for("cpu")
-    assert "| op " in stdout and "grad_penalty/wgan-gp" in stdout
+    assert meta["parts"] == ["ops", "host", "steps"]
+    assert "| op " in stdout and "grad_penalty/wgan-gp" in stdout and "### Host time per call" in stdout
+    assert "PASS" not in stdout and "FAIL" not in stdout  # the project's own targets are not the user's business
 
 
 def test_quick_covers_every_case_with_positive_times(quick_run):
@@ -63,24 +77,28 @@ def test_quick_covers_every_case_with_positive_times(quick_run):
                 for c in C.cases_for("cpu", quick=True) for impl in impls for mode in C.MODES}
     got = {(r["name"], r["size"], r["dtype"], r["impl"], r["mode"]) for r in rows}
     assert got == expected
+    quick = TimerConfig.quick()
     for r in rows:
         assert r["error"] is None, r
         assert 0 < r["p20_ms"] <= r["median_ms"] <= r["p80_ms"], r
+        assert r["ms"] == pytest.approx(r["p20_ms"])  # the estimate is the low percentile
+        assert quick.min_rounds <= r["rounds"] <= quick.max_rounds
+        assert r["noisy"] is None or isinstance(r["noisy"], str)
         assert r["median_ms"] < 1e4  # an hour-long call means a broken timer, not a slow op
 
 
 def test_quick_derived_columns(quick_run):
     _, res, _ = quick_run
     rows = res["results"]
-    eager = {(r["name"], r["size"], r["dtype"], r["mode"]): r["median_ms"] for r in rows if r["impl"] == "eager"}
+    eager = {(r["name"], r["size"], r["dtype"], r["mode"]): r["ms"] for r in rows if r["impl"] == "eager"}
     copy = res["meta"]["copy_gbps"]
     for r in rows:
         case = C.Case(r["op"], r["kind"], tuple(int(s) for s in r["size"].split("x")), C.DTYPES[r["dtype"]])
         assert r["numel"] == math.prod(case.shape)
         assert r["bytes"] == case.bytes(r["mode"])
-        assert r["speedup_vs_eager"] == pytest.approx(eager[(r["name"], r["size"], r["dtype"], r["mode"])] / r["median_ms"], rel=1e-9)
+        assert r["speedup_vs_eager"] == pytest.approx(eager[(r["name"], r["size"], r["dtype"], r["mode"])] / r["ms"], rel=1e-9)
         assert r["speedup_vs_compiled"] is None  # --no-compile
-        assert r["gbps"] == pytest.approx(r["bytes"] / (r["median_ms"] * 1e-3) / 1e9, rel=1e-9)
+        assert r["gbps"] == pytest.approx(r["bytes"] / (r["ms"] * 1e-3) / 1e9, rel=1e-9)
         assert r["pct_copy"] == pytest.approx(100 * r["gbps"] / copy, rel=1e-9)
         if r["mode"] == "fwdbwd":
             assert r["ops_dispatched"] > 0 and r["peak_mem_mib"] is None  # CPU: peak memory is n/a
@@ -107,7 +125,7 @@ def test_quick_csv_matches_json(quick_run):
     for line, r in zip(lines, res["results"]):
         assert line["device"] == res["meta"]["device"] and line["torch"] == res["meta"]["torch"]
         assert (line["name"], line["impl"], line["mode"]) == (r["name"], r["impl"], r["mode"])
-        assert float(line["median_ms"]) == pytest.approx(r["median_ms"])
+        assert float(line["ms"]) == pytest.approx(r["ms"])
 
 
 def test_quick_e2e_steps_agree(quick_run):
@@ -115,14 +133,14 @@ def test_quick_e2e_steps_agree(quick_run):
     # hand-written recipe (an independent formulation of WGAN-GP) to float32 rounding.
     out, res, _ = quick_run
     e2e = res["e2e"]
-    assert {r["model"] for r in e2e} == {"dcgan", "8gaussians"}
-    for model in ("dcgan", "8gaussians"):
+    assert [r["model"] for r in e2e if r["impl"] == "hand-written"] == ["mlp64", "conv-small"]
+    for model in ("mlp64", "conv-small"):
         rows = [r for r in e2e if r["model"] == model]
         assert [r["impl"] for r in rows] == ["hand-written"] + res["meta"]["backends"]
         base = rows[0]
         for r in rows:
-            assert r["error"] is None and r["median_ms"] > 0, r
-            assert r["speedup_vs_eager"] == pytest.approx(base["median_ms"] / r["median_ms"], rel=1e-9)
+            assert r["error"] is None and r["ms"] > 0, r
+            assert r["speedup_vs_eager"] == pytest.approx(base["ms"] / r["ms"], rel=1e-9)
             assert r["first_loss"] == pytest.approx(base["first_loss"], rel=1e-4, abs=1e-4)
     assert (out / "e2e.csv").read_text().count("\n") == len(e2e) + 1
 
@@ -181,6 +199,7 @@ def test_demo_runs_and_losses_agree():
             a, b = map(float, pair)
             assert a == pytest.approx(b, rel=1e-3, abs=1e-4), line
     assert out.count("critic step with") == 2
+    assert out.strip().splitlines()[-1].startswith("conclusion: ")
 
 
 # --------------------------------------------------------------------------- CUDA-graph column
@@ -197,18 +216,247 @@ def test_quick_graph_columns_empty_on_cpu(quick_run):
         lines = list(csv.DictReader(f))
     assert "graph_median_ms" in lines[0] and "graph_speedup_vs_eager" in lines[0] and "graph_error" in lines[0]
     assert all(line["graph_median_ms"] == "" and line["graph_speedup_vs_eager"] == "" for line in lines)
+    # Only columns that apply to a CPU: no GPU columns, no compiled ratio without the compiled
+    # baseline, and no column that is "n/a" or "-" on every line.
     table = (out / "table.md").read_text()
     header = next(l for l in table.splitlines() if l.startswith("| op "))
     cols = [c.strip() for c in header.strip("|").split("|")]
-    assert "gpu µs" in cols and "vs eager (gpu)" in cols and "kernels" not in cols
-    gi, ri = cols.index("gpu µs"), cols.index("vs eager (gpu)")
-    op_lines = table.split("\n\n")[1].splitlines()  # the op table; the critic-step table follows
-    body = [l for l in op_lines if l.startswith("| ") and not l.startswith("| op ")]
+    for gpu_col in ("gpu µs", "vs eager (gpu)", "kernels", "peak MiB", "vs compiled"):
+        assert gpu_col not in cols
+    op_lines = table.split("\n\n")[1].splitlines()  # the op table; the host and critic-step tables follow
+    body = [[c.strip() for c in l.strip("|").split("|")] for l in op_lines
+            if l.startswith("| ") and not l.startswith("| op ")]
     assert len(body) == len({(r["name"], r["size"], r["impl"]) for r in res["results"]})
-    for line in body:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        assert len(cells) == len(cols) and cells[gi] == "-" and cells[ri] == "-", line
-    assert "CUDA-graph" not in stdout
+    assert all(len(cells) == len(cols) for cells in body)
+    for i, col in enumerate(cols):
+        assert any(cells[i] not in ("-", "n/a") for cells in body), f"column {col!r} is empty on every line"
+    assert "n/a" not in table and "CUDA-graph" not in stdout
+
+
+def test_quick_host_table(quick_run):
+    # Every default host case has the eager formula, each back end's public call and, for a kernel
+    # back end, its floor; all timed from at least 41 interleaved rounds at B=64.
+    _, res, stdout = quick_run
+    host = res["host"]
+    backends = res["meta"]["backends"]
+    want = ["eager"] + [f"gk {b}" for b in backends] + [f"floor {b}" for b in backends if b in ("cpu", "cuda", "triton")]
+    cases = {}
+    for r in host:
+        cases.setdefault((r["name"], r["size"]), []).append(r["candidate"] + (f" {r['backend']}" if r["backend"] else ""))
+    assert set(cases) == {("d_loss/logistic", "64"), ("d_loss/hinge", "64"), ("g_loss/logistic", "64"),
+                          ("grad_penalty/wgan-gp", "64x2"), ("interpolate", "64x2")}
+    assert all(c == want for c in cases.values()), cases
+    for r in host:
+        assert r["error"] is None and r["ms"] > 0 and r["rounds"] >= 41, r
+    lines = [l for l in stdout.split("### Host time per call")[1].splitlines() if l.startswith("| d_loss/hinge 64")]
+    assert len(lines) == len(backends)
+
+
+def test_eager_formulas_compute_what_the_library_does():
+    # The baseline must be the same computation as the library call it is compared with: value and
+    # gradients of every kind, written independently in plain PyTorch (bench/eager.py).
+    gen = torch.Generator().manual_seed(3)
+    r = torch.randn(37, generator=gen, dtype=torch.float64, requires_grad=True)
+    f = torch.randn(37, generator=gen, dtype=torch.float64, requires_grad=True)
+    for kind in _kinds.D_LOSS_KINDS:
+        want = gk.d_loss(r, f, kind, backend="reference")
+        got = E.D_LOSS[kind](r, f)
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(torch.autograd.grad(got, (r, f)), torch.autograd.grad(want, (r, f)))
+    for kind in _kinds.G_LOSS_KINDS:
+        needs = kind in C.G_NEEDS_REAL
+        want = gk.g_loss(f, kind, real_logits=r if needs else None, backend="reference")
+        got = E.G_LOSS[kind](f, r) if needs else E.G_LOSS[kind](f)
+        torch.testing.assert_close(got, want)
+        wrt = (f, r) if needs else (f,)
+        torch.testing.assert_close(torch.autograd.grad(got, wrt), torch.autograd.grad(want, wrt))
+    g = (torch.randn(9, 3, 4, generator=gen, dtype=torch.float64) * 0.5).requires_grad_()
+    for kind in _kinds.PENALTY_KINDS:
+        want = gk.grad_penalty(g, kind, weight=10.0, backend="reference")
+        got = E.PENALTY[kind](g, 10.0)
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(torch.autograd.grad(got, g), torch.autograd.grad(want, g))
+    a = torch.rand(37, generator=gen, dtype=torch.float64)
+    real, fake = r.detach().view(37, 1).repeat(1, 3), f.detach().view(37, 1).repeat(1, 3)
+    torch.testing.assert_close(E.interpolate(real, fake, a), gk.interpolate(real, fake, a, backend="reference"))
+
+
+@pytest.mark.parametrize("op,kind", C.ALL_OP_KINDS, ids=[C.op_name(o, k) for o, k in C.ALL_OP_KINDS])
+def test_floor_computes_what_the_library_does(op, kind):
+    # The floor runs the back end's raw ops; it must compute the op (value and gradients) exactly as
+    # the public call on that back end does, or it is not the floor of that call.
+    backend = "cpu"
+    if backend not in gk.available_backends():
+        pytest.skip("the C++ CPU back end is not built here")
+    from gan_kernels.bench.floor import floor_fn
+
+    case = C.Case(op, kind, (64, 2) if op in ("interpolate", "grad_penalty") else (64,), torch.float32)
+    inp = C.make_inputs(case, torch.device("cpu"), torch.Generator().manual_seed(11))
+    got = C._call_with(floor_fn(op, kind, backend, C.PENALTY_WEIGHT), case)(inp)
+    want = C.library_fn(case, backend)(inp)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(C.backward(got, inp), C.backward(want, inp))
+
+
+def _bench_main(*argv):
+    from gan_kernels.__main__ import main
+
+    return main(["bench", *argv])
+
+
+@pytest.mark.parametrize("argv,needle,accepted", [
+    (["--backends", "foo"], "unknown --backends foo", "cuda triton cpu reference"),
+    (["--ops", "bar", "d_loss"], "unknown --ops bar", "d_loss/wasserstein"),
+    (["--only", "kernels"], "unknown --only kernels", "ops host steps"),
+    (["--shape", "64xq"], "shape '64xq'", "64x3x32x32"),
+    (["--shape", "0x2"], "shape '0x2'", "positive"),
+    (["--batch", "0"], "--batch 0", "positive"),
+])
+def test_bad_names_are_rejected_with_the_accepted_list(argv, needle, accepted, tmp_path, capsys):
+    assert _bench_main(*argv, "--device", "cpu", "--out", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert needle in err and accepted in err, err
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_unusable_backend_is_rejected_with_the_reason(tmp_path, capsys):
+    if "cuda" in gk.available_backends():
+        pytest.skip("cuda is usable here")
+    assert _bench_main("--backends", "cuda", "--device", "cpu", "--out", str(tmp_path)) == 2
+    assert "--backends cuda: not usable on cpu here" in capsys.readouterr().err
+
+
+def test_every_kind_is_selectable():
+    assert C.known_op_names()[:2] == ["d_loss", "d_loss/logistic"]
+    for op, kind in C.ALL_OP_KINDS:
+        assert C.select([C.op_name(op, kind)]) == [(op, kind)]
+    assert C.select(["d_loss"]) == [("d_loss", k) for k in _kinds.D_LOSS_KINDS]
+    assert C.select(["grad_penalty"]) == [("grad_penalty", k) for k in _kinds.PENALTY_KINDS]
+    assert C.select(None) == list(C.OP_KINDS)
+
+
+def test_shape_and_batch_choose_the_sizes():
+    got = C.cases_for("cpu", True, ["d_loss/wasserstein", "interpolate"], shapes=[(8, 3, 4, 4), (128,)], batch=5)
+    assert [(c.name, c.shape) for c in got] == [("d_loss/wasserstein", (5, 3, 4, 4)), ("d_loss/wasserstein", (5,)),
+                                               ("interpolate", (5, 3, 4, 4)), ("interpolate", (5,))]
+    sweep = C.cases_for("cpu", False, ["grad_penalty/wgan-lp"], batch=32)
+    assert {c.shape[0] for c in sweep} == {32} and len(sweep) == len(C.IMAGE_SIZES["cpu"]) - 1  # 16x and 64x3x32x32 merge
+    assert C.parse_shape("64x3x32x32") == (64, 3, 32, 32)
+    from gan_kernels.bench.host import host_cases
+
+    assert [c.shape for c in host_cases(["g_loss/rpgan", "grad_penalty/r1"], batch=16)] == [(16,), (16, 2)]
+
+
+def test_own_sizes_and_uncommon_kinds_run(tmp_path, capsys):
+    # Kinds outside the default selection (a g_loss that takes real logits, wgan-lp) at the user's sizes.
+    out = tmp_path / "run"
+    assert _bench_main("--only", "ops", "--ops", "g_loss/rpgan", "grad_penalty/wgan-lp", "--shape", "8x2",
+                       "--batch", "4", "--device", "cpu", "--no-compile", "--no-plots", "--quick",
+                       "--out", str(out)) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert {(r["name"], r["size"]) for r in res["results"]} == {("g_loss/rpgan", "4x2"), ("grad_penalty/wgan-lp", "4x2")}
+    assert all(r["error"] is None and r["ms"] > 0 for r in res["results"])
+    assert res["host"] == [] and res["e2e"] == []
+    # The same folder again is refused: a result is never overwritten.
+    assert _bench_main("--only", "ops", "--ops", "interpolate", "--device", "cpu", "--out", str(out)) == 2
+    assert "already holds a benchmark result" in capsys.readouterr().err
+
+
+def test_default_output_folders_are_new_and_outside_the_package(tmp_path, monkeypatch):
+    import datetime
+
+    monkeypatch.chdir(tmp_path)
+    now = datetime.datetime(2031, 5, 6, 7, 8, 9)
+    first = R.out_dir_for(None, "some-cpu-2-cores", now)
+    second = R.out_dir_for(None, "some-cpu-2-cores", now)  # same second: a second folder, not the first again
+    assert first == os.path.join("gan_kernels_bench", "some-cpu-2-cores-20310506-070809")
+    assert second == first + "-2"
+    assert os.path.isdir(first) and os.path.isdir(second)
+
+
+def test_interleaved_rounds_and_the_noisy_flag(monkeypatch):
+    calls = []
+    state = {"n": 0}
+
+    def steady():
+        calls.append("steady")
+
+    def erratic():  # every other call takes 3 ms: a p80/p20 far above any threshold
+        calls.append("erratic")
+        state["n"] += 1
+        if state["n"] % 2:
+            time.sleep(0.003)
+
+    monkeypatch.setattr(T, "oversubscribed", lambda: None)
+    cfg = TimerConfig(warmup_ms=1.0, min_sample_ms=1e-6, min_rounds=9, max_rounds=9, max_ms=1e9)
+    calls.clear()
+    got = T.time_interleaved({"steady": steady, "erratic": erratic}, torch.device("cpu"), cfg)
+    timed = calls[-18:]  # nine rounds of one call each (the warm-up calls come first)
+    assert sorted(timed[0::2] + timed[1::2]) == ["erratic"] * 9 + ["steady"] * 9
+    assert all({timed[i], timed[i + 1]} == {"steady", "erratic"} for i in range(0, 18, 2)), timed
+    assert got["erratic"].samples == 9 and got["erratic"].noisy.startswith("p80/p20")
+    # A machine with more runnable threads than cores flags every candidate, whatever its spread.
+    monkeypatch.setattr(T, "oversubscribed", lambda: "load 9.0 on 2 cores")
+    got = T.time_interleaved({"steady": steady}, torch.device("cpu"), cfg)
+    assert got["steady"].noisy.endswith("load 9.0 on 2 cores")
+
+
+def test_a_failing_candidate_is_dropped_not_fatal():
+    def broken():
+        raise RuntimeError("kernel exploded\nsecond line")
+
+    errors = {}
+    cfg = TimerConfig(warmup_ms=1.0, min_sample_ms=0.01, min_rounds=3, max_rounds=3)
+    got = T.time_interleaved({"ok": lambda: None, "broken": broken}, torch.device("cpu"), cfg, errors)
+    assert set(got) == {"ok"} and errors == {"broken": "RuntimeError: kernel exploded"}
+
+
+def test_noisy_rows_are_marked_in_tables_and_plots(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from gan_kernels.bench import plots, report
+
+    cases = [C.Case("d_loss", "hinge", (n,), torch.float32) for n in (16, 256, 4096, 65536)]
+    rows = []
+    for case in cases:
+        for impl, t in (("eager", 0.05), ("cpu", 0.02)):
+            for mode in C.MODES:
+                r = _row(impl, mode, t * case.numel ** 0.25, None, case)
+                r["noisy"] = "p80/p20 2.40" if (impl == "cpu" and case.numel == 256) else None
+                rows.append(r)
+    R.add_derived(rows, 10.0, {(c.name, c.size, c.dtype_name): c for c in cases})
+    meta = {"device": "Test CPU", "torch": "x", "triton": "y", "date": "2026-01-01T00:00:00", "copy_gbps": 10.0,
+            "device_type": "cpu", "timer": {"min_rounds": 15, "max_rounds": 61, "noisy_spread": 1.5}}
+    text = report.format_tables({"meta": meta, "results": rows, "host": [], "e2e": []})
+    line = next(l for l in text.splitlines() if l.startswith("| d_loss/hinge | 256 ") and "| cpu " in l)
+    assert "(noisy)" in line
+    assert "* d_loss/hinge 256 float32 cpu: p80/p20 2.40" in text
+    figs = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig))
+    plots.write({"meta": meta, "results": rows}, str(tmp_path))
+    speed = figs[0]
+    ax = speed.axes[0]
+    hollow = [l for l in ax.lines if l.get_markerfacecolor() == "none"]
+    assert len(hollow) == 1 and list(hollow[0].get_xdata()) == [256]
+    assert "hollow markers: noisy" in speed._suptitle.get_text()
+    speed.canvas.draw()
+    for axis in (ax.xaxis, ax.yaxis):
+        lo, hi = sorted(axis.get_view_interval())
+        labels = [t.get_text() for t in axis.get_ticklabels() if t.get_text() and lo <= t.get_position()[axis is ax.yaxis] <= hi]
+        assert labels and len(labels) == len(set(labels)), labels
+
+
+def test_demo_conclusion_says_what_happened_and_why():
+    from gan_kernels.bench.demo import conclusion
+
+    slower = conclusion("cpu", 0.012, 0.010, 256, 30)
+    assert "took 20% longer" in slower and "pay off" in slower
+    faster = conclusion("cpu", 0.0075, 0.010, 256, 30)
+    assert "took 25% less time" in faster and "fused" in faster
+    assert "about as long" in conclusion("cpu", 0.010, 0.0101, 256, 30)
+    assert "no kernel back end" in conclusion("reference", 0.01, 0.01, 256, 30)
+    assert "busy" in conclusion("cpu", 0.01, 0.02, 256, 30, busy="load 5.0 on 2 cores")
 
 
 def test_no_graph_flag_parses():
@@ -227,8 +475,8 @@ def test_ratio():
 
 def _row(impl, mode, wall, gpu, case, err=None):
     return {"op": case.op, "kind": case.kind, "name": case.name, "size": case.size, "numel": case.numel,
-            "dtype": case.dtype_name, "impl": impl, "mode": mode, "median_ms": wall, "p20_ms": wall,
-            "p80_ms": wall, "error": None, "graph_median_ms": gpu, "graph_p20_ms": gpu, "graph_p80_ms": gpu,
+            "dtype": case.dtype_name, "impl": impl, "mode": mode, "ms": wall, "median_ms": wall, "p20_ms": wall,
+            "p80_ms": wall, "rounds": 15, "noisy": None, "error": None, "graph_median_ms": gpu, "graph_p20_ms": gpu, "graph_p80_ms": gpu,
             "graph_error": err}
 
 
@@ -269,29 +517,39 @@ def test_graph_timing_plumbing_and_failure(monkeypatch):
     seen = []
 
     def fake_graph(fn, cfg, prepare=None):
-        impl = current[0]
         keep = prepare() if prepare else None  # noqa: F841 (the bwd closure needs the built outputs)
         for _ in range(cfg.graph_calls):
             fn()
+        impl = current[0]
         seen.append((impl, prepare is not None))
         if impl == "reference" and prepare is not None:
             try:
                 raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore text")
             except RuntimeError:
                 raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
-        return Timing(0.005, 0.004, 0.006, cfg.graph_replays)
+        return Timing(0.004, 0.005, 0.004, 0.006, cfg.graph_replays)
 
     current = [None]
+    real_impl_fn = C.impl_fn
+
+    def tracking_impl_fn(case, impl):  # every call says which implementation ran last
+        fn = real_impl_fn(case, impl)
+
+        def call(inp):
+            current[0] = impl
+            return fn(inp)
+        return call
+
+    monkeypatch.setattr(C, "impl_fn", tracking_impl_fn)
     monkeypatch.setattr(R, "time_cuda_graph", fake_graph)
     case = C.Case("grad_penalty", "r1", (8, 3, 4, 4), torch.float32)
     impls = ["eager", "reference"]
-    rows = R.measure_case(case, impls, torch.device("cpu"), TimerConfig.quick(),
-                          on_impl=lambda impl: current.__setitem__(0, impl), graph=True)
+    rows = R.measure_case(case, impls, torch.device("cpu"), TimerConfig.quick(), graph=True)
     R.add_derived(rows, 10.0, {(case.name, case.size, case.dtype_name): case})
     assert seen == [(i, m == "bwd") for i in impls for m in C.MODES]
     assert len(rows) == len(impls) * len(C.MODES)
     for r in rows:
-        assert r["error"] is None and r["median_ms"] > 0  # wall-clock never lost to a capture failure
+        assert r["error"] is None and r["ms"] > 0  # wall-clock never lost to a capture failure
         if r["impl"] == "reference" and r["mode"] == "bwd":
             assert r["graph_median_ms"] is None and r["graph_speedup_vs_eager"] is None
             assert r["graph_error"].startswith("RuntimeError: CUDA error: operation not permitted")
@@ -321,7 +579,7 @@ def test_cuda_table_shows_graph_columns_and_failures():
     header = next(l for l in lines if l.startswith("| op "))
     cols = [c.strip() for c in header.strip("|").split("|")]
     gi, ri = cols.index("gpu µs"), cols.index("vs eager (gpu)")
-    assert "kernels" in cols
+    assert "kernels" in cols and "peak MiB" in cols and "vs compiled" in cols
     cells = {c[3]: c for c in ([x.strip() for x in l.strip("|").split("|")] for l in lines
                                 if l.startswith("| d_loss"))}
     assert (cells["eager"][gi], cells["eager"][ri]) == ("12.0", "1.00x")
@@ -334,7 +592,7 @@ def test_cuda_table_shows_graph_columns_and_failures():
 # --------------------------------------------------------------------------- speed targets
 def _target_rows(gpu_times, wall_times, capture_error=None):
     """fwd+bwd rows (plus fwd/bwd for the capture check) of the three target cases, derived."""
-    from gan_kernels.bench import targets as T
+    T = _load_tool("targets")
 
     cases = T.target_cases()
     rows = []
@@ -349,7 +607,7 @@ def _target_rows(gpu_times, wall_times, capture_error=None):
 
 
 def test_targets_judge_graph_times_on_cuda():
-    from gan_kernels.bench import targets as T
+    T = _load_tool("targets")
 
     # Penalty: 3 passes over 64*3*256*256 float32 = 150.99 MB; at 4000 GB/s that is 37.7 us.
     floor_ms = 3 * 64 * 3 * 256 * 256 * 4 / 4000e9 * 1e3
@@ -386,7 +644,7 @@ def test_targets_judge_graph_times_on_cuda():
 
 
 def test_targets_on_cpu_are_wall_clock_information():
-    from gan_kernels.bench import targets as T
+    T = _load_tool("targets")
 
     case = C.Case("d_loss", "hinge", (256,), torch.float32)
     rows = [_row("eager", "fwdbwd", 0.09, None, case), _row("cpu", "fwdbwd", 0.03, None, case)]
@@ -397,18 +655,20 @@ def test_targets_on_cpu_are_wall_clock_information():
     assert "FAIL (info: GPU target)" in T.format_verdicts(v, "cpu")
 
 
-def test_targets_cli_on_cpu(tmp_path):
-    stdout = _run_cli("bench", "--targets", "--device", "cpu", "--no-compile", "--no-plots", "--threads", "1",
-                      "--out", str(tmp_path))
+def test_targets_tool_on_cpu(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "bench/targets.py", "--device", "cpu", "--no-compile",
+                           "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((tmp_path / "results.json").read_text())
     cases = {(r["name"], r["size"]) for r in res["results"]}
     assert cases == {("d_loss/hinge", "256"), ("d_loss/logistic", "256"), ("grad_penalty/wgan-gp", "64x3x256x256")}
-    assert res["e2e"] == []
+    assert res["e2e"] == [] and res["host"] == []
     judged = {(v["impl"], v["target"]) for v in res["targets"]}
     assert len(judged) == 4 and all(i == "cpu" for i, _ in judged)
     for v in res["targets"]:
         assert v["value"] > 0 and v["ok"] == (v["value"] >= v["threshold"])
-    assert "### Speed targets of the GPU back ends" in stdout
+    assert "### Speed targets of the GPU back ends" in proc.stdout
 
 
 def test_host_profile_script_runs():
@@ -422,7 +682,7 @@ def test_host_profile_script_runs():
 
 
 def test_suggest_auto_order_and_results_file_cli(tmp_path):
-    from gan_kernels.bench import targets as T
+    T = _load_tool("targets")
 
     a = C.Case("d_loss", "hinge", (256,), torch.float32)
     b = C.Case("d_loss", "hinge", (4096,), torch.float32)
@@ -441,7 +701,8 @@ def test_suggest_auto_order_and_results_file_cli(tmp_path):
     meta = {"device": "Test GPU", "torch": "x", "triton": "y", "date": "2026-01-01", "device_type": "cuda"}
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"meta": meta, "results": rows, "e2e": []}))
-    proc = subprocess.run([sys.executable, "-m", "gan_kernels.bench.targets", str(path)], cwd=ROOT,
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "bench/targets.py", "--results", str(path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '"grad_penalty": (\'triton\', \'cuda\'),' in proc.stdout

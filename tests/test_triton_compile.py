@@ -1,7 +1,7 @@
 """Every Triton kernel through the real compiler for an H100/H200 (sm_90), on a machine without a GPU.
 
 CI runs the Triton kernels in the interpreter, which executes their Python as numpy: it accepts code
-that the compiler rejects and says nothing about the machine code. gan_kernels.triton._compile_check
+that the compiler rejects and says nothing about the machine code. bench/triton_compile_check.py
 compiles each kernel variant the ops launch (GPU launch configurations, nothing run) and reads the
 PTX; this test runs it in a subprocess (the interpreter must be off there) and checks that every
 kernel compiled, that none spills to local memory, and that the bandwidth-bound kernels move their
@@ -22,8 +22,9 @@ pytest.importorskip("triton")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = r"""
-import json, dataclasses, inspect
-from gan_kernels.triton import _compile_check as cc
+import json, dataclasses, inspect, sys
+sys.path.insert(0, "bench")  # the compile check is a development tool beside the benchmarks
+import triton_compile_check as cc
 results = cc.run()
 from triton.runtime.jit import JITFunction
 from gan_kernels.triton import losses, interpolate, grad_penalty

@@ -2,10 +2,11 @@
 
 One :class:`Case` is (op, kind, shape, dtype). Each case can be run by several *implementations*:
 
-* ``"eager"``    -- :mod:`gan_kernels.reference` called directly (the plain-PyTorch baseline),
-* ``"compiled"`` -- ``torch.compile`` of that same reference function (for the penalty this is the
-  penalty *head*, the part after ``autograd.grad``: a whole penalty step cannot be compiled because
-  aot_autograd has no double backward),
+* ``"eager"``    -- the op written out in plain PyTorch (:mod:`.eager`): what a user runs without
+  this library, the baseline of every ratio;
+* ``"compiled"`` -- ``torch.compile`` of that same formula (for the penalty this is the penalty
+  *head*, the part after ``autograd.grad``: a whole penalty step cannot be compiled because
+  aot_autograd has no double backward);
 * any back end name (``"cpu"``, ``"cuda"``, ``"triton"``, ``"reference"``) -- the public functional
   API with ``backend=<name>``, argument checks included, as a training loop would call it.
 
@@ -23,10 +24,19 @@ import torch
 from torch import Tensor
 
 import gan_kernels as gk
-from gan_kernels import reference
+from gan_kernels import _kinds, reference
 
-# (op, kind): every op of the suite. Kinds are those a GAN codebase runs most often; the others share
-# their kernels (a kind only changes the per-element formula), so they time the same.
+from . import eager
+
+# (op, kind): every op and kind the library has, each selectable with --ops.
+ALL_OP_KINDS: Tuple[Tuple[str, Optional[str]], ...] = (
+    tuple(("d_loss", k) for k in _kinds.D_LOSS_KINDS)
+    + tuple(("g_loss", k) for k in _kinds.G_LOSS_KINDS)
+    + (("interpolate", None),)
+    + tuple(("grad_penalty", k) for k in _kinds.PENALTY_KINDS)
+)
+# The default selection: the kinds a GAN codebase runs most often. The others share their kernels
+# (a kind only changes the per-element formula), so they time about the same.
 OP_KINDS: Tuple[Tuple[str, Optional[str]], ...] = (
     ("d_loss", "hinge"),
     ("d_loss", "logistic"),
@@ -36,6 +46,8 @@ OP_KINDS: Tuple[Tuple[str, Optional[str]], ...] = (
     ("grad_penalty", "wgan-gp"),
     ("grad_penalty", "r1"),
 )
+# g_loss kinds that compare fake logits with real ones (they take real_logits too).
+G_NEEDS_REAL = frozenset(_kinds.PAIRED_KINDS | _kinds.RELATIVISTIC_KINDS)
 
 MODES = ("fwd", "bwd", "fwdbwd")
 BASELINES = ("eager", "compiled")
@@ -107,7 +119,7 @@ class Case:
         """
         s = self.dtype.itemsize
         n = self.numel
-        if self.op == "d_loss":
+        if self.op == "d_loss" or (self.op == "g_loss" and self.kind in G_NEEDS_REAL):
             per = {"fwd": 2, "bwd": 4, "fwdbwd": 6}  # two tensors of n elements
         elif self.op == "g_loss":
             per = {"fwd": 1, "bwd": 2, "fwdbwd": 3}
@@ -115,29 +127,58 @@ class Case:
             per = {"fwd": 3, "bwd": 3, "fwdbwd": 6}
         elif self.op == "grad_penalty":
             per = {"fwd": 1, "bwd": 2, "fwdbwd": 3}
-        else:  # pragma: no cover - OP_KINDS is closed
+        else:  # pragma: no cover - ALL_OP_KINDS is closed
             raise ValueError(self.op)
         return per[mode] * n * s
 
 
+def parse_shape(text: str) -> Tuple[int, ...]:
+    """"64x3x32x32" -> (64, 3, 32, 32); ValueError for anything else."""
+    try:
+        shape = tuple(int(p) for p in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"shape {text!r}: expected sizes joined by 'x', e.g. 256 or 64x3x32x32") from None
+    if not shape or any(s <= 0 for s in shape):
+        raise ValueError(f"shape {text!r}: every size must be a positive integer")
+    return shape
+
+
+def select(ops: Optional[Sequence[str]]) -> List[Tuple[str, Optional[str]]]:
+    """The (op, kind) pairs ``--ops`` names: "d_loss" (every d_loss kind) or "d_loss/hinge";
+    None gives the default selection. ValueError names an unknown entry and lists the accepted ones."""
+    if not ops:
+        return list(OP_KINDS)
+    unknown = [o for o in ops if o not in known_op_names()]
+    if unknown:
+        raise ValueError(f"unknown --ops {' '.join(unknown)}; accepted: {' '.join(known_op_names())}")
+    return [(op, kind) for op, kind in ALL_OP_KINDS if any(sel in (op, op_name(op, kind)) for sel in ops)]
+
+
+def with_batch(shape: Tuple[int, ...], batch: Optional[int]) -> Tuple[int, ...]:
+    return shape if batch is None else (batch,) + tuple(shape[1:])
+
+
 def cases_for(device: str, quick: bool, ops: Optional[Sequence[str]] = None,
-              dtypes: Sequence[torch.dtype] = (torch.float32,)) -> List[Case]:
-    """The sweep for ``device`` ("cpu"/"cuda"); ``ops`` filters by "d_loss" or "d_loss/hinge"."""
+              dtypes: Sequence[torch.dtype] = (torch.float32,), shapes: Optional[Sequence[Tuple[int, ...]]] = None,
+              batch: Optional[int] = None) -> List[Case]:
+    """The sweep for ``device`` ("cpu"/"cuda") and the ops ``--ops`` selects (see :func:`select`).
+
+    ``shapes`` replaces every op's size sweep (a loss reads a shape as its logit map); ``batch``
+    replaces the first size of every shape. Shapes a batch change makes equal are run once."""
     key = device + ("-quick" if quick else "")
-    out = []
-    for op, kind in OP_KINDS:
-        if ops and not any(sel in (op, op_name(op, kind)) for sel in ops):
-            continue
-        sizes = IMAGE_SIZES[key] if op in ("interpolate", "grad_penalty") else LOGIT_SIZES[key]
+    out: List[Case] = []
+    for op, kind in select(ops):
+        sizes = shapes or (IMAGE_SIZES[key] if op in ("interpolate", "grad_penalty") else LOGIT_SIZES[key])
+        sizes = list(dict.fromkeys(with_batch(tuple(s), batch) for s in sizes))
         for dtype in dtypes:
             for shape in sizes:
-                out.append(Case(op, kind, tuple(shape), dtype))
+                out.append(Case(op, kind, shape, dtype))
     return out
 
 
 def known_op_names() -> List[str]:
-    names = []
-    for op, kind in OP_KINDS:
+    names: List[str] = []
+    for op, kind in ALL_OP_KINDS:
         for n in (op, op_name(op, kind)):
             if n not in names:
                 names.append(n)
@@ -162,6 +203,8 @@ def make_inputs(case: Case, device: torch.device, generator: torch.Generator) ->
     if case.op == "d_loss":
         return Inputs([rand(case.shape), rand(case.shape)], {}, None)
     if case.op == "g_loss":
+        if case.kind in G_NEEDS_REAL:
+            return Inputs([rand(case.shape), rand(case.shape)], {}, None)  # fake, real
         return Inputs([rand(case.shape)], {}, None)
     if case.op == "interpolate":
         acc = reference.acc_dtype(case.dtype)
@@ -179,13 +222,39 @@ def make_inputs(case: Case, device: torch.device, generator: torch.Generator) ->
 PENALTY_WEIGHT = 10.0
 
 
-def reference_fn(case: Case) -> Callable[..., Tensor]:
-    """The eager baseline: the reference formula, nothing else (no argument checks)."""
+def _eager_formula(case: Case) -> Callable[..., Tensor]:
+    """The plain-PyTorch formula over plain tensors (torch.compile sees no dataclass to guard on)."""
+    kind = case.kind
+    if case.op == "d_loss":
+        return eager.D_LOSS[kind]
+    if case.op == "g_loss":
+        return eager.G_LOSS[kind]
+    if case.op == "interpolate":
+        return eager.interpolate
+    if case.op == "grad_penalty":
+        fn = eager.PENALTY[kind]
+        return lambda g: fn(g, PENALTY_WEIGHT)
+    raise ValueError(case.op)
+
+
+def _call_with(fn: Callable[..., Tensor], case: Case) -> Callable[[Inputs], Tensor]:
+    if case.op == "interpolate":
+        return lambda inp: fn(inp.leaves[0], inp.leaves[1], inp.extra["alpha"])
+    return lambda inp: fn(*inp.leaves)
+
+
+def eager_fn(case: Case) -> Callable[[Inputs], Tensor]:
+    """The baseline: the op as a user writes it in plain PyTorch (:mod:`.eager`)."""
+    return _call_with(_eager_formula(case), case)
+
+
+def reference_fn(case: Case) -> Callable[[Inputs], Tensor]:
+    """The library's reference formula called directly (the oracle the results are checked against)."""
     kind = case.kind
     if case.op == "d_loss":
         return lambda inp: reference.d_loss(inp.leaves[0], inp.leaves[1], kind)
     if case.op == "g_loss":
-        return lambda inp: reference.g_loss(inp.leaves[0], kind)
+        return lambda inp: reference.g_loss(inp.leaves[0], kind, inp.leaves[1] if len(inp.leaves) > 1 else None)
     if case.op == "interpolate":
         return lambda inp: reference.interpolate(inp.leaves[0], inp.leaves[1], inp.extra["alpha"])
     if case.op == "grad_penalty":
@@ -193,35 +262,22 @@ def reference_fn(case: Case) -> Callable[..., Tensor]:
     raise ValueError(case.op)
 
 
-def _raw_reference(case: Case) -> Callable[..., Tensor]:
-    # Tensor-only signature, so torch.compile sees plain tensors (no dataclass to guard on).
-    kind = case.kind
-    if case.op == "d_loss":
-        return lambda r, f: reference.d_loss(r, f, kind)
-    if case.op == "g_loss":
-        return lambda f: reference.g_loss(f, kind)
-    if case.op == "interpolate":
-        return lambda real, fake, alpha: reference.interpolate(real, fake, alpha)
-    return lambda g: reference.grad_penalty(g, kind, 1.0, PENALTY_WEIGHT)
-
-
-def compiled_fn(case: Case) -> Callable[..., Tensor]:
-    """``torch.compile`` of the reference (static shapes: the compiler's best case for each size).
+def compiled_fn(case: Case) -> Callable[[Inputs], Tensor]:
+    """``torch.compile`` of the eager formula (static shapes: the compiler's best case for each size).
 
     Compilation happens on the first call; the caller catches and records its failure.
     """
-    fn = torch.compile(_raw_reference(case), dynamic=False)
-    if case.op == "interpolate":
-        return lambda inp: fn(inp.leaves[0], inp.leaves[1], inp.extra["alpha"])
-    return lambda inp: fn(*inp.leaves)
+    return _call_with(torch.compile(_eager_formula(case), dynamic=False), case)
 
 
-def library_fn(case: Case, backend: str) -> Callable[..., Tensor]:
+def library_fn(case: Case, backend: str) -> Callable[[Inputs], Tensor]:
     """The public API with an explicit back end, as user code calls it."""
     kind = case.kind
     if case.op == "d_loss":
         return lambda inp: gk.d_loss(inp.leaves[0], inp.leaves[1], kind, backend=backend)
     if case.op == "g_loss":
+        if kind in G_NEEDS_REAL:
+            return lambda inp: gk.g_loss(inp.leaves[0], kind, real_logits=inp.leaves[1], backend=backend)
         return lambda inp: gk.g_loss(inp.leaves[0], kind, backend=backend)
     if case.op == "interpolate":
         return lambda inp: gk.interpolate(inp.leaves[0], inp.leaves[1], inp.extra["alpha"], backend=backend)
@@ -230,9 +286,9 @@ def library_fn(case: Case, backend: str) -> Callable[..., Tensor]:
     raise ValueError(case.op)
 
 
-def impl_fn(case: Case, impl: str) -> Callable[..., Tensor]:
+def impl_fn(case: Case, impl: str) -> Callable[[Inputs], Tensor]:
     if impl == "eager":
-        return reference_fn(case)
+        return eager_fn(case)
     if impl == "compiled":
         return compiled_fn(case)
     return library_fn(case, impl)
@@ -246,19 +302,28 @@ def backends_for(device: str, requested: Optional[Sequence[str]] = None) -> List
     """Back ends to benchmark on ``device``: what gk.available_backends() lists and can run there.
 
     Triton on CPU tensors only runs under TRITON_INTERPRET=1, a correctness tool (thousands of times
-    slower than a kernel), so it is left out on CPU unless asked for by name.
+    slower than a kernel), so it is left out on CPU unless asked for by name. A requested name that
+    is unknown, or cannot run here, is a ValueError that says why.
     """
     from gan_kernels import _registry
 
+    if requested:
+        unknown = [n for n in requested if n not in _registry.BACKENDS]
+        if unknown:
+            raise ValueError(f"unknown --backends {' '.join(unknown)}; accepted: {' '.join(_registry.BACKENDS)}")
     out = []
-    for name in gk.available_backends():
-        b = _registry._BACKENDS.get(name)
-        if b is None or not b.runs_on(device):
+    for name in _registry.BACKENDS:
+        if requested and name not in requested:
             continue
-        if requested is not None:
-            if name not in requested:
-                continue
-        elif device == "cpu" and name == "triton":
+        b = _registry._BACKENDS.get(name)
+        reason = _registry._reason(name)
+        if reason is None and (b is None or not b.runs_on(device)):
+            reason = f"it does not run on {device} tensors"
+        if reason is not None:
+            if requested:
+                raise ValueError(f"--backends {name}: not usable on {device} here: {reason}")
+            continue
+        if not requested and device == "cpu" and name == "triton":
             continue
         out.append(name)
     return out

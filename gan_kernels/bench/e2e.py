@@ -2,12 +2,14 @@
 
 A critic step is d_loss("wasserstein") + 10 * gradient penalty + backward + Adam step, on
 
-* ``dcgan``: a DCGAN-sized conv critic on images (64x3x64x64 on a GPU; smaller on CPU),
-* ``8gaussians``: the WGAN-GP paper's 512-wide ReLU MLP critic on the 8-Gaussians toy (batch 256).
+* ``mlp64``: a 64-wide ReLU MLP critic on the 8-Gaussians toy (batch 256): a small step, where host
+  time per op decides;
+* ``mlp512``: the WGAN-GP paper's 512-wide MLP critic on the same toy (not with ``--quick``);
+* ``conv-small``: a small DCGAN-style conv critic (width 16) on 16x3x32x32 images;
+* ``dcgan``: a DCGAN-sized conv critic (width 64; 64x3x64x64 on a GPU, 64x3x32x32 on a CPU; not
+  with ``--quick`` on a CPU), where the critic's double backward dominates the step.
 
-The critic's double backward dominates the DCGAN step, so the speed-up there is the honest answer
-to "what does this library buy a training loop"; the toy step is launch-bound, where fusing the ~20
-small eager kernels of the penalty shows most.
+The implementations are timed in interleaved rounds, each on its own copy of the same critic.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from torch import Tensor, nn
 import gan_kernels as gk
 from gan_kernels.models import DCGANCritic, MLPCritic, eight_gaussians, procedural_shapes
 
-from .timing import TimerConfig, time_fn
+from .timing import TimerConfig, error_text, time_interleaved
 
 GP_WEIGHT = 10.0
 
@@ -37,23 +39,21 @@ class E2EConfig:
 
 
 def configs(device: torch.device, quick: bool) -> List[E2EConfig]:
-    if device.type == "cuda":
-        size, width, batch = 64, 64, 64
-    elif quick:
-        size, width, batch = 32, 16, 16
-    else:
-        size, width, batch = 32, 64, 64
-
-    def images(n, g, dev):
-        return procedural_shapes(n, size, generator=g).to(dev)
+    def images(size):
+        return lambda n, g, dev: procedural_shapes(n, size, generator=g).to(dev)
 
     def points(n, g, dev):
         return eight_gaussians(n, generator=g).to(dev)
 
-    return [
-        E2EConfig("dcgan", batch, lambda: DCGANCritic(3, size, width), images, f"{batch}x3x{size}x{size}"),
-        E2EConfig("8gaussians", 256, lambda: MLPCritic(2, 512, 3), points, "256x2"),
-    ]
+    out = [E2EConfig("mlp64", 256, lambda: MLPCritic(2, 64, 3), points, "256x2")]
+    if not quick:
+        out.append(E2EConfig("mlp512", 256, lambda: MLPCritic(2, 512, 3), points, "256x2"))
+    out.append(E2EConfig("conv-small", 16, lambda: DCGANCritic(3, 32, 16), images(32), "16x3x32x32"))
+    if device.type == "cuda":
+        out.append(E2EConfig("dcgan", 64, lambda: DCGANCritic(3, 64, 64), images(64), "64x3x64x64"))
+    elif not quick:
+        out.append(E2EConfig("dcgan", 64, lambda: DCGANCritic(3, 32, 64), images(32), "64x3x32x32"))
+    return out
 
 
 def hand_written_step(critic: nn.Module, opt: torch.optim.Optimizer, real: Tensor, fake: Tensor, alpha: Tensor) -> Tensor:
@@ -86,10 +86,12 @@ def make_optimizer(critic: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.0, 0.9))
 
 
-def run_e2e(device: torch.device, backends: List[str], quick: bool, cfg: TimerConfig,
+def run_e2e(device: torch.device, backends: List[str], configs: List[E2EConfig], cfg: TimerConfig,
             progress: Optional[Callable[[str], None]] = None) -> List[Dict]:
     rows = []
-    for ec in configs(device, quick):
+    for ec in configs:
+        if progress:
+            progress(f"step {ec.name}")
         g = torch.Generator().manual_seed(0)
         real = ec.make_data(ec.batch, g, device)
         fake = (ec.make_data(ec.batch, g, device) + 0.3 * torch.randn(real.shape, generator=g).to(device))
@@ -98,22 +100,24 @@ def run_e2e(device: torch.device, backends: List[str], quick: bool, cfg: TimerCo
         base_critic = ec.make_critic().to(device)
         steps = {"hand-written": hand_written_step}
         steps.update({b: library_step(b) for b in backends})
-        eager_ms = None
+        calls, errors, mine = {}, {}, []
         for impl, step in steps.items():
-            if progress:
-                progress(f"e2e {ec.name} {impl}")
             critic = copy.deepcopy(base_critic)
             opt = make_optimizer(critic)
-            row = {"model": ec.name, "input": ec.shape, "impl": impl, "error": None}
+            row = {"model": ec.name, "input": ec.shape, "impl": impl, "error": None, "first_loss": None}
             try:
                 # Same weights, same batch: the first losses must agree between implementations.
                 row["first_loss"] = float(step(critic, opt, real, fake, alpha))
-                t = time_fn(lambda: step(critic, opt, real, fake, alpha), device, cfg)
-                row.update(median_ms=t.median_ms, p20_ms=t.p20_ms, p80_ms=t.p80_ms)
+                calls[impl] = lambda step=step, critic=critic, opt=opt: step(critic, opt, real, fake, alpha)
             except Exception as e:  # a broken back end is a result to report, not a crash
-                row.update(median_ms=None, p20_ms=None, p80_ms=None, error=f"{type(e).__name__}: {e}"[:300])
-            if impl == "hand-written":
-                eager_ms = row["median_ms"]
-            row["speedup_vs_eager"] = (eager_ms / row["median_ms"]) if eager_ms and row["median_ms"] else None
+                errors[impl] = error_text(e)
+            mine.append(row)
+        timings = time_interleaved(calls, device, cfg, errors)
+        base = timings.get("hand-written")
+        for row in mine:
+            t = timings.get(row["impl"])
+            row.update(ms=t and t.ms, median_ms=t and t.median_ms, p20_ms=t and t.p20_ms, p80_ms=t and t.p80_ms,
+                       rounds=t and t.samples, noisy=t and t.noisy, error=errors.get(row["impl"]))
+            row["speedup_vs_eager"] = (base.ms / t.ms) if (base and t) else None
             rows.append(row)
     return rows

@@ -1,4 +1,8 @@
-"""PNG plots of a bench run: speed-up vs size, and achieved bandwidth vs size against the copy line."""
+"""PNG plots of a bench run: speed-up vs size, and achieved bandwidth vs size against the copy line.
+
+A point whose measurement was flagged noisy is drawn hollow (and named in the legend), so a number
+the run could not pin down never looks like a measured one.
+"""
 
 from __future__ import annotations
 
@@ -23,14 +27,22 @@ def _grid(n: int):
     return plt, fig, list(axes.flat[:n])
 
 
-def _series(rows: List[Dict], name: str, key: str, impls: List[str]):
-    """{(impl, dtype): [(numel, value), ...]} for the fwd+bwd rows of one op."""
+def _series(rows: List[Dict], name: str, key: str, impls: List[str], noisy_of=None):
+    """{(impl, dtype): [(numel, value, noisy), ...]} for the fwd+bwd rows of one op.
+
+    ``noisy_of(row)`` says whether a point rests on a noisy measurement (default: the row's own flag)."""
+    noisy_of = noisy_of or (lambda r: bool(r.get("noisy")))
     out: Dict = {}
     for r in rows:
         if r["name"] != name or r["mode"] != "fwdbwd" or r["impl"] not in impls or r.get(key) is None:
             continue
-        out.setdefault((r["impl"], r["dtype"]), []).append((r["numel"], r[key]))
+        out.setdefault((r["impl"], r["dtype"]), []).append((r["numel"], r[key], noisy_of(r)))
     return {k: sorted(v) for k, v in out.items()}
+
+
+def _tick_label(v: float, _pos=None) -> str:
+    """Plain numbers on a log axis (0.5, 2, 10, 3e+04), each label distinct."""
+    return f"{v:g}"
 
 
 def _names(rows: List[Dict]) -> List[str]:
@@ -47,34 +59,51 @@ COLOURS = {"eager": "0.45", "compiled": "tab:purple", "reference": "tab:green", 
 MARKERS = {"float32": "o", "bfloat16": "s", "float16": "^", "float64": "D"}
 
 
-def _plot(result: Dict, key: str, impls_of, ylabel: str, title: str, path: str, hline=None, hlabel=None) -> None:
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+def _plot(result: Dict, key: str, impls_of, ylabel: str, title: str, path: str, hline=None, hlabel=None,
+          noisy_of=None) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     rows = result["results"]
     names = _names(rows)
     plt, fig, axes = _grid(len(names))
     impls = [i for i in ("eager", "compiled", "reference", "cpu", "cuda", "triton") if any(r["impl"] == i for r in rows)]
+    any_noisy = False
     for ax, name in zip(axes, names):
-        for (impl, dtype), pts in sorted(_series(rows, name, key, impls_of(impls)).items(),
+        for (impl, dtype), pts in sorted(_series(rows, name, key, impls_of(impls), noisy_of).items(),
                                          key=lambda kv: (impls.index(kv[0][0]), kv[0][1])):
-            xs, ys = zip(*pts)
-            ax.plot(xs, ys, marker=MARKERS.get(dtype, "o"), color=COLOURS.get(impl), label=f"{impl} {dtype}",
-                    linestyle="--" if impl in C.BASELINES else "-")
+            xs, ys, noisy = zip(*pts)
+            colour, marker = COLOURS.get(impl), MARKERS.get(dtype, "o")
+            ax.plot(xs, ys, color=colour, label=f"{impl} {dtype}", linestyle="--" if impl in C.BASELINES else "-")
+            good = [(x, y) for x, y, n in pts if not n]
+            bad = [(x, y) for x, y, n in pts if n]
+            if good:
+                ax.plot(*zip(*good), linestyle="none", marker=marker, color=colour)
+            if bad:
+                any_noisy = True
+                ax.plot(*zip(*bad), linestyle="none", marker=marker, color=colour, markerfacecolor="none",
+                        markersize=9)
         if hline is not None:
             ax.axhline(hline, color="k", linewidth=0.8, linestyle=":", label=hlabel)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        # Plain numbers on the log axis (0.5, 2, 10), not 5x10^-1.
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(ScalarFormatter())
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        # Labelled ticks only where they fit: decades on x (sizes span several); on y 1-2-5 steps, or
+        # every integer step where the data spans less than a factor 4. Plain numbers, no minor labels.
+        lo, hi = ax.get_ylim()
+        y_subs = (1.0, 2.0, 5.0) if hi / lo >= 4 else tuple(float(i) for i in range(1, 10))
+        for axis, subs in ((ax.xaxis, (1.0,)), (ax.yaxis, y_subs)):
+            axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
+            axis.set_major_formatter(FuncFormatter(_tick_label))
+            axis.set_minor_formatter(NullFormatter())
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("elements per input")
         ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
+        ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7)
     meta = result["meta"]
-    fig.suptitle(f"{title} -- {meta['device']}, torch {meta['torch']}, {meta['date'][:10]}", fontsize=11)
+    sup = f"{title} -- {meta['device']}, torch {meta['torch']}, {meta['date'][:10]}"
+    if any_noisy:
+        sup += "\nhollow markers: noisy measurement (machine busy or times spread widely)"
+    fig.suptitle(sup, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -83,9 +112,17 @@ def _plot(result: Dict, key: str, impls_of, ylabel: str, title: str, path: str, 
 def write(result: Dict, out_dir: str) -> List[str]:
     if not result["results"]:
         return []
+    # A ratio is as noisy as either of its two times.
+    eager_noisy = {(r["name"], r["size"], r["dtype"]) for r in result["results"]
+                   if r["impl"] == "eager" and r["mode"] == "fwdbwd" and r.get("noisy")}
+
+    def ratio_noisy(r):
+        return bool(r.get("noisy")) or (r["name"], r["size"], r["dtype"]) in eager_noisy
+
     speed = os.path.join(out_dir, "speedup.png")
     _plot(result, "speedup_vs_eager", lambda impls: [i for i in impls if i != "eager"],
-          "speed-up vs eager (fwd+bwd)", "Speed-up over the eager reference", speed, hline=1.0, hlabel="eager")
+          "speed-up vs eager (fwd+bwd)", "Speed-up over the eager formula", speed, hline=1.0, hlabel="eager",
+          noisy_of=ratio_noisy)
     bw = os.path.join(out_dir, "bandwidth.png")
     _plot(result, "gbps", lambda impls: impls, "achieved GB/s (fwd+bwd)", "Achieved bandwidth", bw,
           hline=result["meta"].get("copy_gbps"), hlabel="copy bandwidth")
@@ -94,7 +131,7 @@ def write(result: Dict, out_dir: str) -> List[str]:
         gspeed = os.path.join(out_dir, "speedup_gpu.png")
         _plot(result, "graph_speedup_vs_eager", lambda impls: [i for i in impls if i != "eager"],
               "speed-up vs eager (gpu, fwd+bwd)",
-              "Kernel-time (CUDA-graph replay) speed-up over the eager reference",
-              gspeed, hline=1.0, hlabel="eager")
+              "Kernel-time (CUDA-graph replay) speed-up over the eager formula",
+              gspeed, hline=1.0, hlabel="eager", noisy_of=lambda r: False)
         paths.append(gspeed)
     return paths

@@ -1,8 +1,14 @@
 """Timers, the copy-bandwidth probe, dispatch counting and peak memory.
 
-GPU: ``triton.testing.do_bench`` (CUDA events around each call, L2 flushed before each call),
-falling back to a CUDA-event loop of our own when triton is missing. CPU: ``time.perf_counter``
-over batches of calls, several batches, after a warm-up.
+Wall-clock (:func:`time_interleaved`): the candidates of one comparison (every implementation and
+mode of a case, every row of a host-time line) are timed *round by round*: each round times one
+sample of every candidate, in a rotating order, so a burst of load from elsewhere hits all of them
+alike instead of one candidate's whole measurement. A sample is a batch of back-to-back calls long
+enough to dwarf the clock (``min_sample_ms``), bracketed by a device synchronisation on a GPU. The
+estimate is a low percentile of the rounds (``ESTIMATE_Q``): the time of a call the machine did not
+disturb. Rounds continue until every candidate's spread (p80 / p20 of its rounds) is small or the
+round limit is reached; a candidate that ends with a wide spread, or that was measured while more
+threads were runnable than there are cores, is flagged ``noisy`` with the reason.
 
 GPU, second number (:func:`time_cuda_graph`): the same calls captured once in a CUDA graph and
 replayed. Wall-clock of a small op is mostly host time (Python, autograd, launches); the replay
@@ -18,37 +24,54 @@ import statistics
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+ESTIMATE_Q = 0.2  # the estimate: the 20th percentile of the rounds
+
 
 @dataclass
 class Timing:
+    ms: float  # the estimate (ESTIMATE_Q quantile of the rounds)
     median_ms: float
     p20_ms: float
     p80_ms: float
     samples: int
+    noisy: Optional[str] = None  # why this time cannot be trusted, or None
+
+    @property
+    def spread(self) -> float:
+        return self.p80_ms / self.p20_ms if self.p20_ms > 0 else float("inf")
 
 
 @dataclass
 class TimerConfig:
     """How long to measure. ``quick`` trades precision for a short run."""
 
-    warmup_ms: float = 25.0  # triton.testing.do_bench's defaults
-    rep_ms: float = 100.0
-    min_sample_ms: float = 2.0  # CPU: one sample is a batch of calls at least this long
-    max_samples: int = 25
+    warmup_ms: float = 25.0
+    min_sample_ms: float = 2.0  # one sample is a batch of calls at least this long
+    min_rounds: int = 15
+    max_rounds: int = 61
+    max_ms: float = 4000.0  # per comparison: no more rounds once this much time is spent
+    stable_spread: float = 1.1  # stop adding rounds once every candidate's p80/p20 is below this
+    noisy_spread: float = 1.5  # flag a candidate whose p80/p20 ends above this
     graph_calls: int = 20  # calls captured in one CUDA graph; the replay time is divided by this
     graph_replays: int = 20  # timed replays (one sample each)
 
     @classmethod
     def quick(cls) -> "TimerConfig":
-        return cls(warmup_ms=10.0, rep_ms=40.0, min_sample_ms=1.0, max_samples=9, graph_calls=10, graph_replays=5)
+        return cls(warmup_ms=10.0, min_sample_ms=1.0, min_rounds=7, max_rounds=21, max_ms=1500.0,
+                   graph_calls=10, graph_replays=5)
+
+    @classmethod
+    def host(cls, rounds: int = 41) -> "TimerConfig":
+        """Per-call host time of small ops: many rounds of short samples."""
+        return cls(warmup_ms=20.0, min_sample_ms=0.5, min_rounds=rounds, max_rounds=max(rounds, 81), max_ms=8000.0)
 
 
-def _quantile(xs, q: float) -> float:
+def quantile(xs, q: float) -> float:
     xs = sorted(xs)
     if len(xs) == 1:
         return xs[0]
@@ -57,67 +80,107 @@ def _quantile(xs, q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def _summarise(samples_ms) -> Timing:
-    return Timing(statistics.median(samples_ms), _quantile(samples_ms, 0.2), _quantile(samples_ms, 0.8), len(samples_ms))
+def summarise(samples_ms: List[float], noisy: Optional[str] = None) -> Timing:
+    return Timing(quantile(samples_ms, ESTIMATE_Q), statistics.median(samples_ms), quantile(samples_ms, 0.2),
+                  quantile(samples_ms, 0.8), len(samples_ms), noisy)
 
 
-def time_cpu(fn: Callable[[], object], cfg: TimerConfig) -> Timing:
-    """Median and 20/80 % quantiles of one call, in ms, from batches of back-to-back calls."""
-    fn()
-    t0 = time.perf_counter()
-    calls = 0
-    while True:  # warm-up, which also estimates the per-call time
-        fn()
-        calls += 1
-        elapsed = time.perf_counter() - t0
-        if elapsed * 1e3 >= cfg.warmup_ms or calls >= 1000:
-            break
-    per_call_ms = elapsed * 1e3 / calls
-    inner = max(1, math.ceil(cfg.min_sample_ms / per_call_ms))
-    n_samples = int(max(3, min(cfg.max_samples, cfg.rep_ms / (inner * per_call_ms))))
-    samples = []
-    for _ in range(n_samples):
-        t0 = time.perf_counter()
-        for _ in range(inner):
+def oversubscribed() -> Optional[str]:
+    """Why the CPU is too busy for trustworthy wall-clock, or None.
+
+    The 1-minute load average counts this process's runnable threads too: more runnable threads
+    than cores means ours are being descheduled, and a descheduled call costs a scheduler tick
+    (milliseconds), not microseconds.
+    """
+    if not hasattr(os, "getloadavg"):
+        return None
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    return f"load {load:.1f} on {cores} cores" if load > cores else None
+
+
+def _sync(device: torch.device) -> Callable[[], None]:
+    if device.type == "cuda":
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def time_interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, cfg: TimerConfig,
+                     errors: Optional[Dict[str, str]] = None) -> Dict[str, Timing]:
+    """Per-call wall-clock of every candidate in ``fns``, measured in interleaved rounds (see above).
+
+    A candidate that raises is dropped and its error text stored in ``errors``; the rest go on.
+    """
+    sync = _sync(device)
+    live = dict(fns)
+    inner: Dict[str, int] = {}
+    for name, fn in list(live.items()):
+        try:  # warm-up, which also estimates the per-call time
             fn()
-        samples.append((time.perf_counter() - t0) * 1e3 / inner)
-    return _summarise(samples)
-
-
-def _time_cuda_events(fn: Callable[[], object], cfg: TimerConfig) -> Timing:
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(5):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    est = max(start.elapsed_time(end) / 5, 1e-3)
-    for _ in range(max(1, int(cfg.warmup_ms / est))):
-        fn()
-    n = max(3, min(1000, int(cfg.rep_ms / est)))
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
-    for i in range(n):
-        starts[i].record()
-        fn()
-        ends[i].record()
-    torch.cuda.synchronize()
-    return _summarise([s.elapsed_time(e) for s, e in zip(starts, ends)])
-
-
-def time_cuda(fn: Callable[[], object], cfg: TimerConfig) -> Timing:
-    try:
-        from triton.testing import do_bench
-    except ImportError:
-        return _time_cuda_events(fn, cfg)
-    med, p20, p80 = do_bench(fn, warmup=int(cfg.warmup_ms), rep=int(cfg.rep_ms), quantiles=[0.5, 0.2, 0.8])
-    return Timing(med, p20, p80, -1)
+            sync()
+            calls, t0 = 0, time.perf_counter()
+            while True:
+                fn()
+                calls += 1
+                sync()
+                elapsed = time.perf_counter() - t0
+                if elapsed * 1e3 >= cfg.warmup_ms or calls >= 1000:
+                    break
+        except Exception as e:
+            if errors is None:
+                raise
+            errors[name] = error_text(e)
+            del live[name]
+            continue
+        inner[name] = max(1, min(100_000, math.ceil(cfg.min_sample_ms / (elapsed * 1e3 / calls))))
+    samples: Dict[str, List[float]] = {n: [] for n in live}
+    busy: Optional[str] = None
+    names = list(live)
+    t_start = time.perf_counter()
+    rounds = 0
+    while names:
+        rounds += 1
+        busy = busy or oversubscribed()
+        order = names[rounds % len(names):] + names[:rounds % len(names)]  # rotate who goes first
+        for name in order:
+            fn, k = live[name], inner[name]
+            try:
+                sync()
+                t0 = time.perf_counter()
+                for _ in range(k):
+                    fn()
+                sync()
+                samples[name].append((time.perf_counter() - t0) * 1e3 / k)
+            except Exception as e:
+                if errors is None:
+                    raise
+                errors[name] = error_text(e)
+                names.remove(name)
+                del samples[name]
+        if rounds < cfg.min_rounds:
+            continue
+        spreads = [quantile(v, 0.8) / quantile(v, 0.2) for v in samples.values()]
+        if (all(s <= cfg.stable_spread for s in spreads) or rounds >= cfg.max_rounds
+                or (time.perf_counter() - t_start) * 1e3 >= cfg.max_ms):
+            break
+    out = {}
+    for name, v in samples.items():
+        t = summarise(v)
+        reasons = [f"p80/p20 {t.spread:.2f}"] if t.spread > cfg.noisy_spread else []
+        if busy:
+            reasons.append(busy)
+        t.noisy = "; ".join(reasons) or None
+        out[name] = t
+    return out
 
 
 def time_fn(fn: Callable[[], object], device: torch.device, cfg: TimerConfig) -> Timing:
-    return time_cuda(fn, cfg) if device.type == "cuda" else time_cpu(fn, cfg)
+    """One candidate on its own (the copy-bandwidth probe)."""
+    return time_interleaved({"fn": fn}, device, cfg)["fn"]
+
+
+def error_text(e: BaseException) -> str:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {first}"[:300]
 
 
 GRAPH_WARMUP_CALLS = 3
@@ -168,7 +231,7 @@ def time_cuda_graph(fn: Callable[[], object], cfg: TimerConfig,
             graph.replay()
             ends[i].record()
         torch.cuda.synchronize()
-        return _summarise([s.elapsed_time(e) / calls for s, e in zip(starts, ends)])
+        return summarise([s.elapsed_time(e) / calls for s, e in zip(starts, ends)])
     finally:
         del graph  # frees the graph's private memory pool before the next case allocates
         keep = None  # noqa: F841
@@ -188,11 +251,12 @@ def copy_bandwidth_gbps(device: torch.device, quick: bool = False) -> float:
         n = (1 << 25) if not quick else (1 << 24)  # 128 / 64 MiB: well past any per-core cache
     src = torch.randn(n, device=device)
     dst = torch.empty_like(src)
-    cfg = TimerConfig(warmup_ms=20.0 if quick else 100.0, rep_ms=100.0 if quick else 400.0, min_sample_ms=1.0)
+    cfg = TimerConfig(warmup_ms=20.0 if quick else 100.0, min_sample_ms=5.0 if quick else 20.0,
+                      min_rounds=5 if quick else 11, max_rounds=15 if quick else 31)
     t = time_fn(lambda: dst.copy_(src), device, cfg)
     bytes_moved = 2 * n * src.element_size()
     del src, dst
-    return bytes_moved / (t.median_ms * 1e-3) / 1e9
+    return bytes_moved / (t.ms * 1e-3) / 1e9
 
 
 # --------------------------------------------------------------------------- counting and memory

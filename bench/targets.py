@@ -1,7 +1,10 @@
-"""The speed targets of the GPU back-end issues, judged on a benchmark run's rows.
+"""This project's own speed targets for its GPU back ends, judged on benchmark rows (development tool).
 
-``python -m gan_kernels bench --targets`` runs just the cases these targets name and prints the
-verdicts; every other bench run prints them too when its rows hold those cases.
+    python bench/targets.py [--device cuda] [--out DIR]     # run the target cases, print PASS / FAIL
+    python bench/targets.py --results results.json          # judge a saved `gan_kernels bench` run
+
+Not part of the installed package: users get the measurements from ``python -m gan_kernels bench``;
+whether they meet the goals this project set itself is a question for its developers.
 
 The targets (float32, forward+backward, ratios from one run):
 
@@ -21,11 +24,15 @@ targets).
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from . import cases as C
+from gan_kernels.bench import cases as C
+from gan_kernels.bench.report import md_table
 
 PENALTY_SHAPE = (64, 3, 256, 256)
 LOSS_SHAPE = (256,)
@@ -36,7 +43,7 @@ KERNEL_IMPLS = ("cuda", "triton", "cpu")
 
 
 def target_cases(dtypes: Sequence[torch.dtype] = (torch.float32,)) -> List[C.Case]:
-    """The benchmark cases the targets are judged on (``bench --targets``)."""
+    """The benchmark cases the targets are judged on."""
     out = []
     for dtype in dtypes:
         out.append(C.Case("d_loss", "hinge", LOSS_SHAPE, dtype))
@@ -92,6 +99,11 @@ def evaluate(rows: List[Dict], device_type: str, auto_order: Optional[Dict[str, 
     return out
 
 
+def _ms(row: Dict) -> Optional[float]:
+    """The row's wall-clock estimate (``ms``; ``median_ms`` in results written before it existed)."""
+    return row.get("ms", row.get("median_ms"))
+
+
 def _auto_verdicts(fb: Dict, auto_order: Optional[Dict[str, Sequence[str]]]) -> List[Dict]:
     """Per target case timed on both GPU back ends: is auto's first choice the faster one?"""
     if auto_order is None:
@@ -102,7 +114,7 @@ def _auto_verdicts(fb: Dict, auto_order: Optional[Dict[str, Sequence[str]]]) -> 
         op = name.split("/")[0]
         first = auto_order[op][0]
         times = {impl: fb[(name, size, dtype, impl)] for impl in ("cuda", "triton")}
-        wall = {i: r.get("median_ms") for i, r in times.items()}
+        wall = {i: _ms(r) for i, r in times.items()}
         gpu = {i: r.get("graph_median_ms") for i, r in times.items()}
         faster = min(wall, key=lambda i: wall[i] if wall[i] else float("inf"))
         faster_gpu = min(gpu, key=lambda i: gpu[i] if gpu[i] else float("inf"))
@@ -128,8 +140,6 @@ def _fmt(v, unit: str) -> str:
 
 def format_verdicts(verdicts: List[Dict], device_type: str) -> str:
     """A markdown table: target, implementation, judged value, wall-clock value, threshold, verdict."""
-    from .report import _md_table
-
     lines = []
     for v in verdicts:
         verdict = "n/a" if v["ok"] is None else ("PASS" if v["ok"] else "FAIL")
@@ -146,7 +156,7 @@ def format_verdicts(verdicts: List[Dict], device_type: str) -> str:
         wall = _fmt(v["wall_value"], v["unit"]) if v["unit"] in ("x", "%") else ""
         lines.append([v["target"], v["impl"], v["measure"], value, wall, need + extra, verdict])
     header = ["target", "impl", "judged on", "value", "wall-clock", "needs", "verdict"]
-    return _md_table(header, lines)
+    return md_table(header, lines)
 
 
 # --------------------------------------------------------------------------- auto order from a run
@@ -161,11 +171,11 @@ def suggest_auto_order(rows: List[Dict]) -> Dict[str, Dict]:
     for op in sorted({r["op"] for r in fb}):
         cases = sorted({(r["name"], r["size"], r["numel"]) for r in fb if r["op"] == op}, key=lambda c: (c[0], c[2]))
         times = {(r["name"], r["size"], r["impl"]): r for r in fb if r["op"] == op}
-        both = [c for c in cases if all((c[0], c[1], i) in times and times[(c[0], c[1], i)].get("median_ms")
+        both = [c for c in cases if all((c[0], c[1], i) in times and _ms(times[(c[0], c[1], i)])
                                         for i in ("cuda", "triton"))]
         if not both:
             continue
-        logs = {i: sum(math.log(times[(c[0], c[1], i)]["median_ms"]) for c in both) / len(both)
+        logs = {i: sum(math.log(_ms(times[(c[0], c[1], i)])) for c in both) / len(both)
                 for i in ("cuda", "triton")}
         order = tuple(sorted(logs, key=logs.get))
         lines = []
@@ -174,19 +184,59 @@ def suggest_auto_order(rows: List[Dict]) -> Dict[str, Dict]:
             gpu = ""
             if cu.get("graph_median_ms") and tr.get("graph_median_ms"):
                 gpu = f" (gpu {cu['graph_median_ms'] * 1e3:.1f} vs {tr['graph_median_ms'] * 1e3:.1f} us)"
-            lines.append(f"{name} {size}: {cu['median_ms'] * 1e3:.0f} vs {tr['median_ms'] * 1e3:.0f} us{gpu}")
+            lines.append(f"{name} {size}: {_ms(cu) * 1e3:.0f} vs {_ms(tr) * 1e3:.0f} us{gpu}")
         out[op] = {"order": order, "cases": lines}
     return out
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m gan_kernels.bench.targets results.json``: the verdicts and the suggested auto order."""
-    import argparse
-    import json
+def run_targets(device_name: Optional[str], out: Optional[str], no_compile: bool) -> Dict:
+    """Measure the target cases (float32) as the bench command would, and judge them."""
+    from gan_kernels.bench import report
+    from gan_kernels.bench.run import _pick_device, add_derived, measure_case, out_dir_for
+    from gan_kernels.bench.timing import TimerConfig, copy_bandwidth_gbps
 
-    p = argparse.ArgumentParser(description="Speed-target verdicts and the suggested AUTO_GPU_ORDER of a bench run")
-    p.add_argument("results", help="results.json written by `python -m gan_kernels bench`")
+    device = _pick_device(device_name)
+    backends = C.backends_for(device.type)
+    impls = ["eager"] + ([] if no_compile else ["compiled"]) + backends
+    cases = target_cases()
+    meta = report.metadata(device, backends, [torch.float32], argparse.Namespace(quick=False))
+    out_dir = out_dir_for(out, meta["device_slug"] + "-targets")
+    meta["copy_gbps"] = copy_bandwidth_gbps(device)
+    graph = device.type == "cuda"
+    cfg = TimerConfig()
+    meta["graph"] = {"calls_per_graph": cfg.graph_calls, "replays": cfg.graph_replays} if graph else None
+    rows: List[Dict] = []
+    for case in cases:
+        rows += measure_case(case, impls, device, cfg, graph=graph)
+    add_derived(rows, meta["copy_gbps"], {(c.name, c.size, c.dtype_name): c for c in cases})
+    result = {"meta": meta, "results": rows, "host": [], "e2e": []}
+    result["targets"] = evaluate(rows, device.type)
+    text = report.format_tables(result) + "\n\n" + _verdict_section(result)
+    report.write(result, out_dir, text)
+    print(text)
+    print(f"wrote {out_dir}")
+    return result
+
+
+def _verdict_section(result: Dict) -> str:
+    meta = result["meta"]
+    judged = "CUDA-graph replay (kernel time)" if meta["device_type"] == "cuda" else "wall-clock, for information"
+    return (f"### Speed targets of the GPU back ends (float32; judged on {judged})\n\n"
+            + format_verdicts(result.get("targets") or evaluate(result["results"], meta["device_type"]),
+                              meta["device_type"]))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description="This project's speed targets: run the target cases, or judge a saved run")
+    p.add_argument("--results", default=None, help="results.json written by `python -m gan_kernels bench`: judge it "
+                                                   "and print the AUTO_GPU_ORDER its times suggest")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
+    p.add_argument("--out", default=None, help="output folder of the run (default: a new one under ./gan_kernels_bench/)")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     args = p.parse_args(argv)
+    if args.results is None:
+        run_targets(args.device, args.out, args.no_compile)
+        return 0
     with open(args.results) as f:
         result = json.load(f)
     meta, rows = result["meta"], result["results"]
@@ -203,6 +253,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main())

@@ -1,9 +1,10 @@
 """Measure the Triton back end's launch configurations on the current GPU.
 
-    python -m gan_kernels.triton._tune            # prints one table per op
-    python -m gan_kernels.triton._tune --only losses   # just the loss tables (bench/gpu_check.sh)
+    python bench/triton_tune.py                  # prints one table per op
+    python bench/triton_tune.py --only losses    # just the loss tables (bench/gpu_check.sh)
 
-The values chosen in ``_utils.py`` (GPU_TILE, GPU_WARPS, GPU_LOSS_BLOCK) come from this table; the
+A development tool (it changes the launch constants of ``gan_kernels.triton._utils`` while it runs),
+not part of the installed package. The values chosen in ``_utils.py`` (GPU_TILE, GPU_WARPS, GPU_LOSS_BLOCK) come from this table; the
 loss grid path's (LOSS_GRID_TILE, LOSS_GRID_WARPS, LOSS_ONE_PROGRAM_MAX) are estimates that its last
 two tables measure.
 Times are medians of triton.testing.do_bench, in microseconds; GB/s counts the bytes each op
@@ -17,8 +18,8 @@ import itertools
 import torch
 import triton.testing
 
-from .. import _kinds
-from . import _utils
+from gan_kernels import _kinds
+from gan_kernels.triton import _utils
 
 OPS = torch.ops.gan_kernels_triton
 

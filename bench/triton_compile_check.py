@@ -1,6 +1,6 @@
 """Compile the Triton back end's kernels for a GPU on a machine without one, and read their PTX.
 
-    python -m gan_kernels.triton._compile_check [--arch 90] [--full] [--ptx-dir DIR]
+    env -u TRITON_INTERPRET python bench/triton_compile_check.py [--arch 90] [--full] [--ptx-dir DIR]
 
 The interpreter (``TRITON_INTERPRET=1``, what CI runs the kernels with) executes the kernels' Python
 as numpy and accepts code the real compiler rejects, and it says nothing about the machine code.
@@ -14,8 +14,8 @@ PTX's global loads and stores and how many of them are 128-bit vectors (``.v4`` 
 
 Must run in a process without ``TRITON_INTERPRET=1`` (the kernels must be JIT functions, not
 interpreted ones); ``tests/test_triton_compile.py`` runs it in a subprocess. It replaces the
-active Triton driver and patches ``JITFunction.run`` for the rest of the process: a tool, not a
-library call.
+active Triton driver and patches ``JITFunction.run`` for the rest of the process: a development
+tool, not part of the installed package.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 if os.environ.get("TRITON_INTERPRET") == "1":
-    raise SystemExit("gan_kernels.triton._compile_check needs TRITON_INTERPRET unset (it compiles, not interprets)")
+    raise SystemExit("bench/triton_compile_check.py needs TRITON_INTERPRET unset (it compiles, not interprets)")
 
 import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
@@ -115,7 +115,7 @@ def _is_128bit(op: str) -> bool:
 
 def install_driver(arch: int = 90, sms: int = 132) -> None:
     """The stand-in driver for ``sm_<arch>`` with ``sms`` SMs: kernels compile, launches need stubbing."""
-    from . import _utils
+    from gan_kernels.triton import _utils
 
     driver.set_active(_CompileOnlyDriver(GPUTarget("cuda", arch, 32)))
     _utils.COMPILE_ONLY_SMS = sms
@@ -142,7 +142,7 @@ def cases(full: bool = False) -> Dict[str, Callable[[], object]]:
 
     The default set compiles every kernel in every mode and dtype at least once (CI); ``full``
     adds every kind x reduction x path."""
-    from .. import _kinds
+    from gan_kernels import _kinds
 
     ops = torch.ops.gan_kernels_triton
     out: Dict[str, Callable[[], object]] = {}
@@ -216,7 +216,7 @@ def _penalty(ops, g, code, ist=None):
 
 def run(full: bool = False, arch: int = 90, sms: int = 132, only: Optional[str] = None) -> List[Compiled]:
     record = install(arch, sms)
-    from . import losses  # noqa: F401  (registers the ops)
+    from gan_kernels.triton import losses  # noqa: F401  (registers the ops)
 
     results: List[Compiled] = []
     seen = set()
