@@ -142,7 +142,9 @@ template <int TT>
 GK_INLINE void term(vf x, float t, float c, bool grad, vf& v, vf& d) {
   if constexpr (TT == kTermBce) {
     const vf e = exp_nonpos((vf)((vu)x | 0x80000000u));  // e^-|x|
-    v = c * ((vmax0(x) - x * t) + log1p_unit(e));
+    // math.h's bce_linear: no inf - inf for the usual targets 1 and 0.
+    const vf lin = t == 1.0f ? vmax0(-x) : t == 0.0f ? vmax0(x) : vmax0(x) - x * t;
+    v = c * (lin + log1p_unit(e));
     if (grad) {
       // sigmoid(x): 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below; a NaN
       // takes the second branch and stays NaN.
@@ -152,7 +154,7 @@ GK_INLINE void term(vf x, float t, float c, bool grad, vf& v, vf& d) {
   } else if constexpr (TT == kTermHinge) {
     const vf u = 1.0f - t * x;
     v = c * vmax0(u);
-    if (grad) d = u > 0.0f ? splat(-c * t) : vf{};
+    if (grad) d = u <= 0.0f ? vf{} : splat(-c * t);  // a NaN passes the slope, as autograd's relu
   } else if constexpr (TT == kTermLinear) {
     v = c * x;
     d = splat(c);

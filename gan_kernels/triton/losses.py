@@ -39,8 +39,11 @@ _NONE, _MEAN = _kinds.REDUCTIONS["none"], _kinds.REDUCTIONS["mean"]
 @triton.jit
 def _term_value(x, TYPE: tl.constexpr, t, c, ACC: tl.constexpr):
     """phi(x) = c * base(x) of math.h's term_value."""
-    if TYPE == 1:  # BCE(x, t) = max(x, 0) - x t + log1p(e^-|x|)
-        v = c * (tl.where(x > 0, x, 0.0) - x * t + log1p_unit(tl.exp(-tl.abs(x)), ACC))
+    if TYPE == 1:  # BCE(x, t) = max(x, 0) - x t + log1p(e^-|x|), math.h's bce_linear for t = 1 / 0
+        relu_x = tl.where(x > 0, x, 0.0)
+        relu_neg = tl.where(-x > 0, -x, 0.0)
+        lin = tl.where(t == 1.0, relu_neg, tl.where(t == 0.0, relu_x, relu_x - x * t))
+        v = c * (lin + log1p_unit(tl.exp(-tl.abs(x)), ACC))
     elif TYPE == 2:  # relu(1 - t x)
         h = 1.0 - t * x
         v = c * tl.where(h < 0, 0.0, h)  # relu that keeps a NaN
@@ -60,7 +63,7 @@ def _term_grad(x, TYPE: tl.constexpr, t, c, ACC: tl.constexpr):
     if TYPE == 1:
         g = c * (sigmoid(x, ACC) - t)
     elif TYPE == 2:
-        g = tl.where(1.0 - t * x > 0, -c * t, 0.0) + tl.zeros_like(x)
+        g = tl.where(1.0 - t * x <= 0, 0.0, -c * t) + tl.zeros_like(x)  # NaN passes, as autograd's relu
     elif TYPE == 3:
         g = tl.zeros_like(x) + c
     elif TYPE == 4:

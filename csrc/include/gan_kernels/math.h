@@ -58,12 +58,24 @@ GK_HD T sigmoid(T x) {
   return e / (T(1) + e);
 }
 
+// max(x, 0) - x t, the part of BCE(x, t) outside the log1p. For the usual
+// targets it is written without the product, max(-x, 0) for t = 1 and
+// max(x, 0) for t = 0: the same value for finite x, and the formula's limit
+// (0 or inf) instead of inf - inf = NaN for an infinite logit, as the
+// reference's softplus(-x) / softplus(x) give.
+template <typename T>
+GK_HD T bce_linear(T x, T t) {
+  if (t == T(1)) return -x > T(0) ? -x : T(0);
+  if (t == T(0)) return x > T(0) ? x : T(0);
+  return (x > T(0) ? x : T(0)) - x * t;
+}
+
 // phi(x) of one term.
 template <typename T>
 GK_HD T term_value(const Term& term, T x) {
   switch (term.type) {
     case kTermBce:  // BCE-with-logits against target t
-      return T(term.c) * ((x > T(0) ? x : T(0)) - x * T(term.t) + std::log1p(std::exp(-std::abs(x))));
+      return T(term.c) * (bce_linear(x, T(term.t)) + std::log1p(std::exp(-std::abs(x))));
     case kTermHinge: {  // relu(1 - t x); written so a NaN stays NaN, as torch.relu keeps it
       T v = T(1) - T(term.t) * x;
       return T(term.c) * (v < T(0) ? T(0) : v);
@@ -80,14 +92,14 @@ GK_HD T term_value(const Term& term, T x) {
 }
 
 // phi'(x) of one term. The hinge derivative at its kink is taken as 0, as
-// autograd's relu does.
+// autograd's relu does (and, like it, passes the slope for a NaN logit).
 template <typename T>
 GK_HD T term_grad(const Term& term, T x) {
   switch (term.type) {
     case kTermBce:
       return T(term.c) * (sigmoid(x) - T(term.t));
-    case kTermHinge:
-      return (T(1) - T(term.t) * x) > T(0) ? -T(term.c) * T(term.t) : T(0);
+    case kTermHinge:  // as autograd's relu: 0 where 1 - t x <= 0, the slope elsewhere (NaN included)
+      return (T(1) - T(term.t) * x) <= T(0) ? T(0) : -T(term.c) * T(term.t);
     case kTermLinear:
       return T(term.c);
     case kTermSquare:
