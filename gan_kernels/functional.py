@@ -221,22 +221,28 @@ def _scale_tensor(scaler, device: torch.device) -> Tensor:
     return scaler.scale(torch.ones((), dtype=torch.float32, device=device))
 
 
-_SCANNED_CRITICS: "weakref.WeakSet" = weakref.WeakSet()
+# critic -> its BatchNorm modules (found once per critic; usually none).
+_BATCHNORMS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _WARNED_BATCHNORM = False
 
 
 def _warn_batchnorm(critic) -> None:
-    """Warn once per process when a critic normalises over the batch (checked once per module)."""
+    """Warn once per process when a critic normalises over the batch while training."""
     global _WARNED_BATCHNORM
-    if _WARNED_BATCHNORM or not isinstance(critic, torch.nn.Module) or critic in _SCANNED_CRITICS:
+    if _WARNED_BATCHNORM or not isinstance(critic, torch.nn.Module):
         return
-    _SCANNED_CRITICS.add(critic)
-    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in critic.modules()):
+    bns = _BATCHNORMS.get(critic)
+    if bns is None:
+        bns = _BATCHNORMS[critic] = tuple(
+            m for m in critic.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        )
+    if any(m.training for m in bns):
         _WARNED_BATCHNORM = True
         warnings.warn(
-            "gan_kernels.gradient_penalty: the critic contains BatchNorm, which mixes the samples of a batch, so "
-            "each sample's gradient also depends on the others and the per-sample penalty no longer constrains "
-            "what it should; WGAN-GP critics use LayerNorm / GroupNorm / no normalisation instead",
+            "gan_kernels.gradient_penalty: the critic contains BatchNorm in training mode, which mixes the "
+            "samples of a batch, so each sample's gradient also depends on the others and the per-sample "
+            "penalty no longer constrains what it should; WGAN-GP critics use LayerNorm / GroupNorm / no "
+            "normalisation instead",
             UserWarning,
             stacklevel=3,
         )
