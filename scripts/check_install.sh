@@ -2,6 +2,8 @@
 # Check a user's install paths: `pip wheel --no-build-isolation .` gives a wheel carrying the
 # compiled gan_kernels._C, and `pip install --no-build-isolation .` into a fresh environment that
 # has torch installs a package whose _C loads and whose "cpu" back end works, outside the source tree.
+# Both reuse the objects that scripts/setup_env.sh compiled under build/ (same sources, same
+# switches from build_env.sh), so each only links; run alone, the first one compiles.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
