@@ -195,3 +195,22 @@ def test_info_names_the_missing_module_and_the_fix(missing, tmp_path):
     assert f"pip install {missing}`" in line, line
     others = {"numpy", "triton"} - {missing}
     assert not any(f"pip install {o}" in line for o in others), line
+
+
+# --------------------------------------------------------------------------- README
+def test_readme_snippets_run_as_written(tmp_path):
+    """The README's training loop and R1 lines, run as a user would paste them (CPU)."""
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 2, "the README lost its training snippet"
+    script = tmp_path / "snippet.py"
+    script.write_text(blocks[0] + "\n" + blocks[1] + "\nprint('r1', float(loss_d))\n")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    run = subprocess.run([sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    m = re.search(r"critic (\S+)\s+generator (\S+)\s+r1 (\S+)", run.stdout)
+    assert m, run.stdout
+    values = [float(v) for v in m.groups()]
+    assert all(v == v and abs(v) < 1e6 for v in values), values  # finite, not NaN
+    # The R1 line adds a positive penalty to the logistic loss, itself positive.
+    assert values[2] > 0, values
