@@ -43,7 +43,11 @@ else
   # Compile in place with the objects kept under build/, where the wheel and the regular install of
   # scripts/check_install.sh find them up to date (they only link): one compile per source change.
   # The editable install then only registers the package (gan_kernels._C is already in place).
-  .venv/bin/python setup.py -q build_ext --inplace
+  # The compiler's output goes to a log, shown only when the build fails.
+  if ! .venv/bin/python setup.py -q build_ext --inplace > .venv/build.log 2>&1; then
+    tail -n 60 .venv/build.log; echo "== the build failed; full log: .venv/build.log"; exit 1
+  fi
+  grep '^gan_kernels:' .venv/build.log || true
   GAN_KERNELS_NO_EXT=1 .venv/bin/pip install -q --no-build-isolation --no-deps -e .
   echo "$KEY" > .venv/.gan_kernels_build
 fi
