@@ -15,8 +15,13 @@ from .functional import d_loss, g_loss, gradient_penalty, grad_penalty, interpol
 
 try:
     from . import triton as _triton  # noqa: F401  (registers the "triton" back end)
-except ImportError as _e:  # triton missing or too old: the back end reports why
-    _TRITON_ERROR = f"triton is not usable ({type(_e).__name__}: {_e}); install it with `pip install triton`"
+except ImportError as _e:  # triton, or a module its kernels need, missing; or triton too old
+    # Name what is actually missing: a fresh environment can have triton (torch's CUDA builds bring
+    # it) and still lack numpy, and "install triton" would then send the user the wrong way.
+    _missing = _e.name if isinstance(_e, ModuleNotFoundError) and _e.name else None
+    _fix = f"pip install {_missing.split('.')[0]}" if _missing else "pip install -U 'triton>=3.6'"
+    _TRITON_ERROR = f"the Triton back end cannot be imported ({type(_e).__name__}: {_e}); fix: `{_fix}`"
+    del _missing, _fix
     _registry.register_backend("triton", lambda: _TRITON_ERROR, lambda dev: dev == "cuda")
 
 from . import models, nn, training  # noqa: E402,F401
