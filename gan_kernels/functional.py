@@ -252,8 +252,8 @@ def _need_grad_mode(what: str) -> None:
     if not torch.is_grad_enabled():
         raise RuntimeError(
             f"{what} differentiates the critic's output and backpropagates through that gradient, which needs "
-            "autograd: it was called with gradients disabled (torch.no_grad() or torch.inference_mode()); call it "
-            "where the critic's loss is built"
+            "autograd, but gradients are disabled here (torch.no_grad() or torch.inference_mode()); call it "
+            "where the critic's loss is built, or wrap the call in torch.enable_grad()"
         )
 
 

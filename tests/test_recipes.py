@@ -22,7 +22,6 @@ import gan_kernels as gk
 
 # Until functional.py implements these two guard rails, their tests are expected to fail; strict, so
 # the marker has to go (an unexpected pass fails) the moment the behaviour lands.
-_TO_IMPLEMENT = pytest.mark.xfail(strict=True, reason="not yet implemented in gan_kernels/functional.py")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,7 +63,6 @@ def warning_counts():
     return _warning_counts()
 
 
-@_TO_IMPLEMENT
 def test_gradient_penalty_warns_once_for_a_batchnorm_critic(warning_counts):
     assert warning_counts["plain"] == 0, warning_counts
     assert warning_counts["batchnorm"] == 1, warning_counts
@@ -81,7 +79,6 @@ def _critic():
     return nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
 
 
-@_TO_IMPLEMENT
 def test_gradient_penalty_under_no_grad_raises_a_clear_error():
     critic = _critic()
     real, fake = torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2)
