@@ -150,16 +150,19 @@ def g_loss(
 
 
 # --------------------------------------------------------------------------- interpolation
-def _alpha_tensor(alpha, batch: int, dtype: torch.dtype, device: torch.device, generator) -> Tensor:
+def _alpha_tensor(alpha, real: Tensor, dtype: torch.dtype, generator) -> Tensor:
+    """alpha as a (B,) tensor of the accumulation dtype on real's device."""
+    batch = real.shape[0]
     if alpha is None:
-        return torch.rand(batch, generator=generator, device=device, dtype=dtype)
+        return torch.rand(batch, generator=generator, device=real.device, dtype=dtype)
     if isinstance(alpha, Tensor):
-        if alpha.dtype == dtype and alpha.dim() == 1 and alpha.shape[0] == batch and alpha.device == device:
-            return alpha  # already one value per sample (the op checks it again)
+        if (alpha.dtype == dtype and alpha.dim() == 1 and alpha.shape[0] == batch
+                and alpha.get_device() == real.get_device() and alpha.is_cpu == real.is_cpu):
+            return alpha  # already one value per sample on real's device (the op checks it again)
         if not alpha.is_floating_point():
             raise TypeError(f"alpha must be a floating-point tensor, got {alpha.dtype}")
-        if alpha.device != device:
-            raise ValueError(f"alpha is on {alpha.device} but real is on {device}")
+        if alpha.device != real.device:
+            raise ValueError(f"alpha is on {alpha.device} but real is on {real.device}")
         if alpha.numel() == 1:
             return alpha.reshape(()).expand(batch).to(dtype)
         if alpha.numel() != batch or (alpha.dim() > 0 and alpha.shape[0] != batch):
@@ -168,7 +171,7 @@ def _alpha_tensor(alpha, batch: int, dtype: torch.dtype, device: torch.device, g
             )
         return alpha.reshape(batch).to(dtype)
     if isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
-        return torch.full((batch,), float(alpha), dtype=dtype, device=device)
+        return torch.full((batch,), float(alpha), dtype=dtype, device=real.device)
     raise TypeError(f"alpha must be None, a number or a tensor, got {type(alpha).__name__}")
 
 
@@ -187,7 +190,7 @@ def interpolate(
     if real.dim() == 0 or real.numel() == 0 or not real.is_floating_point():
         _checks.batch(real, "real")  # raises, before alpha is drawn for a batch that is not one
     acc = torch.float64 if real.dtype == torch.float64 else torch.float32
-    a = _alpha_tensor(alpha, real.shape[0], acc, real.device, generator)
+    a = _alpha_tensor(alpha, real, acc, generator)
     return _resolve("interpolate", backend, dev)(real, fake, a)
 
 

@@ -34,6 +34,21 @@ constexpr int64_t kStreamGrain = 32768;
 template <typename T>
 using acc_t = at::opmath_type<T>;
 
+// The values of a small tensor (alpha, norms, an upstream gradient of B
+// elements) as a flat vector of A, read in logical order. Without a tensor op
+// when it already is a contiguous A tensor, the common case: at GAN batch
+// sizes each dispatched conversion costs more host time than the read.
+template <typename A>
+std::vector<A> small_values(const at::Tensor& t) {
+  if (t.scalar_type() == c10::CppTypeToScalarType<A>::value && t.is_contiguous()) {
+    const A* p = t.const_data_ptr<A>();
+    return std::vector<A>(p, p + t.numel());
+  }
+  const at::Tensor c = t.to(c10::CppTypeToScalarType<A>::value).reshape({-1}).contiguous();
+  const A* p = c.const_data_ptr<A>();
+  return std::vector<A>(p, p + c.numel());
+}
+
 // Sum of K quantities over [0, n) in fixed-size chunks: f(begin, end) returns
 // the chunk's K partial sums; chunks run in parallel and their partials are
 // added in index order.

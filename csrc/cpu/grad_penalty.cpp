@@ -117,20 +117,19 @@ at::Tensor grad_penalty_backward_cpu(const at::Tensor& grad_out, const at::Tenso
   } else {
     TORCH_CHECK(grad_out.numel() == 1, "gan_kernels: grad_out of a reduced penalty must be a scalar");
   }
-  const at::ScalarType acc = acc_type_of(grad.scalar_type());
   const at::Tensor g = flat_input(grad);
   at::Tensor out = empty_batch_major(grad);
   if (out.numel() == 0) return out;
-  // grad_out may be an expanded (stride-0) view; it has at most B elements.
-  const at::Tensor go = grad_out.to(acc).reshape({-1}).contiguous();
-  const at::Tensor nr = norms.to(acc).contiguous();
+  // grad_out may be an expanded (stride-0) view; it has at most B elements (small_values copies it).
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "grad_penalty_backward_cpu", [&] {
     using A = acc_t<scalar_t>;
     const scalar_t* x = g.const_data_ptr<scalar_t>();
     scalar_t* y = out.data_ptr<scalar_t>();
-    const A* gop = go.const_data_ptr<A>();
-    const A* np = nr.const_data_ptr<A>();
+    const std::vector<A> go = small_values<A>(grad_out);
+    const std::vector<A> nr = small_values<A>(norms);
+    const A* gop = go.data();
+    const A* np = nr.data();
     const A s = unscale_factor<A>(inv_scale, inv_scale_tensor);
     const A ctr = static_cast<A>(center);
     const A wW = static_cast<A>(weight) * (reduction == kReduceMean ? A(1) / static_cast<A>(B) : A(1));

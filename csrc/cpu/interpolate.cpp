@@ -19,9 +19,7 @@ template <typename A>
 std::vector<A> alpha_values(const at::Tensor& alpha, int64_t B) {
   TORCH_CHECK(alpha.numel() == B, "gan_kernels: alpha must hold one value per sample (", B,
               "), got ", alpha.numel());
-  const at::Tensor a = alpha.to(c10::CppTypeToScalarType<A>::value).reshape({-1}).contiguous();
-  const A* p = a.const_data_ptr<A>();
-  return std::vector<A>(p, p + B);
+  return small_values<A>(alpha);
 }
 
 at::Tensor interpolate_forward_cpu(const at::Tensor& real, const at::Tensor& fake,
