@@ -263,6 +263,8 @@ class LossListFunction : public torch::autograd::Function<LossListFunction> {
     ctx->saved_data["has_grads"] = !grad_fake.empty();
     save_spec(ctx, spec, reduction);
     ctx->mark_non_differentiable({terms});
+    // terms never gets a gradient: no zeros for it in backward.
+    ctx->set_materialize_grads(false);
     return {total, terms};
   }
 
@@ -276,6 +278,9 @@ class LossListFunction : public torch::autograd::Function<LossListFunction> {
     const variable_list logits(saved.begin(), saved.begin() + n_in);
     const at::Tensor& go = grad_outputs[0];
     variable_list grads(n_in);
+    if (!go.defined()) {
+      return variable_list(n_in + 3);
+    }
     if (at::GradMode::is_enabled() || !ctx->saved_data["has_grads"].toBool()) {
       const LossSpec spec = load_spec(ctx);
       const int64_t reduction = ctx->saved_data["reduction"].toInt();
