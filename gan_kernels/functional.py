@@ -174,9 +174,10 @@ def _logits_lists(real, fake, need_real: bool):
     if both_tensors:
         return ([real] if real is not None else None), [fake]
     if real is not None and _multi.is_list(real) != _multi.is_list(fake):
+        bad, other = ("real_logits", "fake_logits") if _multi.is_list(real) else ("fake_logits", "real_logits")
         raise TypeError(
-            "real_logits and fake_logits must both be tensors or both be lists of tensors (one per discriminator), "
-            f"got {type(real).__name__} and {type(fake).__name__}"
+            f"{bad} must be a torch.Tensor like {other}, or both must be lists of tensors (one per "
+            f"discriminator); got {type(real).__name__} and {type(fake).__name__}"
         )
     fakes = _multi.tensor_list(fake, "fake_logits")
     if real is None:
