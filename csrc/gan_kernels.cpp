@@ -39,6 +39,20 @@ TORCH_LIBRARY(gan_kernels, m) {
       "grad_penalty(Tensor grad, int kind, float center, float weight, int reduction, "
       "float inv_scale, Tensor? inv_scale_tensor) -> Tensor");
 
+  // Multi-discriminator training: the sum over discriminators of one loss,
+  // one pair of logits per discriminator (real is an empty list when the spec
+  // has no real term). Returns (total, terms): total is differentiable, terms
+  // (D,) holds the per-discriminator losses, detached, for logging. Only the
+  // reduced forms ("mean", "sum") are defined for lists.
+  m.def(
+      "loss_list(Tensor[] real, Tensor[] fake, int mode, int real_term, float real_target, "
+      "float real_coef, int fake_term, float fake_target, float fake_coef, "
+      "float drift, int reduction) -> (Tensor, Tensor)");
+  // sum_k weights[k] * reduce |real[k] - fake[k]| over the pairs of two
+  // lists of feature maps (reduce: mean for "mean" and "none", sum for "sum";
+  // "none" returns the (K,) weighted per-pair terms instead of their sum).
+  m.def("feature_matching(Tensor[] real, Tensor[] fake, float[] weights, int reduction) -> Tensor");
+
   // --- Device ops (cpu/, cuda/; the Triton back end registers the same
   // schemas in its own namespace). Not differentiable themselves.
 
@@ -57,6 +71,26 @@ TORCH_LIBRARY(gan_kernels, m) {
   m.def(
       "loss_backward(Tensor grad_out, Tensor saved_a, Tensor saved_b, "
       "ScalarType dtype_a, ScalarType dtype_b) -> (Tensor, Tensor)");
+  // loss_forward over lists of logits in one call: (total, terms (D,), and
+  // when compute_grad the per-element gradients of each real / fake tensor for
+  // a unit upstream gradient; an empty list otherwise, and for real when the
+  // spec has no real term). terms and total are float64 when any pair is.
+  m.def(
+      "loss_list_forward(Tensor[] real, Tensor[] fake, int mode, int real_term, float real_target, "
+      "float real_coef, int fake_term, float fake_target, float fake_coef, "
+      "float drift, int reduction, bool compute_grad) -> (Tensor, Tensor, Tensor[], Tensor[])");
+  // Backward of loss_list: (grad_out * saved[i]).to(like[i].dtype) for every
+  // i, grad_out 0-dim.
+  m.def("loss_list_backward(Tensor grad_out, Tensor[] saved, Tensor[] like) -> Tensor[]");
+  // Feature matching: the (K,) weighted per-pair terms (reduction "none") or
+  // their sum (0-dim), float32 (float64 when any pair is float64).
+  m.def("feature_matching_forward(Tensor[] real, Tensor[] fake, float[] weights, int reduction) -> Tensor");
+  // d / d real[k] = grad * w_k * sign(real[k] - fake[k]) (/ numel for mean),
+  // d / d fake[k] its negative, recomputed from the inputs; grad is 0-dim or
+  // (K,) ("none"). A side not asked for comes back as an empty list.
+  m.def(
+      "feature_matching_backward(Tensor grad, Tensor[] real, Tensor[] fake, float[] weights, "
+      "int reduction, bool need_real, bool need_fake) -> (Tensor[], Tensor[])");
   // x_hat_i = alpha_i * real_i + (1 - alpha_i) * fake_i, alpha of shape (B,).
   m.def("interpolate_forward(Tensor real, Tensor fake, Tensor alpha) -> Tensor");
   // (alpha * g, (1 - alpha) * g); an output not asked for is empty.

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from . import _cpp  # noqa: F401  (registers the "cpu" and "cuda" back ends)
 from . import _registry
-from .functional import d_loss, g_loss, gradient_penalty, grad_penalty, interpolate, r1_penalty  # noqa: F401
+from .functional import (  # noqa: F401
+    d_loss, feature_matching_loss, g_loss, gradient_penalty, grad_penalty, interpolate, r1_penalty,
+)
 
 try:
     from . import triton as _triton  # noqa: F401  (registers the "triton" back end)
@@ -23,6 +25,10 @@ except ImportError as _e:  # triton, or a module its kernels need, missing; or t
     _TRITON_ERROR = f"the Triton back end cannot be imported ({type(_e).__name__}: {_e}); fix: `{_fix}`"
     del _missing, _fix
     _registry.register_backend("triton", lambda: _TRITON_ERROR, lambda dev: dev == "cuda")
+else:
+    from . import _multi
+
+    _multi.register_looped("triton")  # list losses: its loss op once per discriminator
 
 from . import models, nn, training  # noqa: E402,F401
 from ._registry import available_backends, get_backend, set_backend  # noqa: E402,F401
@@ -30,7 +36,7 @@ from .training import LazyRegularizer, lazy_adam_hparams  # noqa: E402,F401
 
 __version__ = "0.1.0"
 __all__ = [
-    "d_loss", "g_loss", "interpolate", "grad_penalty", "gradient_penalty", "r1_penalty",
+    "d_loss", "g_loss", "feature_matching_loss", "interpolate", "grad_penalty", "gradient_penalty", "r1_penalty",
     "available_backends", "set_backend", "get_backend", "nn", "models", "training",
     "LazyRegularizer", "lazy_adam_hparams",
 ]

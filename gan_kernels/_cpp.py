@@ -19,7 +19,11 @@ from . import _fake, _kinds, _registry
 
 DEVICE_OPS = tuple(_fake.FAKES)
 PUBLIC_OPS = tuple(_fake.PUBLIC_FAKES)
-OP_NAMES = DEVICE_OPS + PUBLIC_OPS
+# The ops over lists of tensors (multi-discriminator training): registered per device only where
+# the library has their kernels, so a build without them still serves the single-tensor ops.
+LIST_DEVICE_OPS = tuple(_fake.LIST_FAKES)
+LIST_PUBLIC_OPS = tuple(_fake.LIST_PUBLIC_FAKES)
+OP_NAMES = DEVICE_OPS + PUBLIC_OPS + LIST_DEVICE_OPS + LIST_PUBLIC_OPS
 
 try:
     importlib.import_module("gan_kernels._C")  # loading it registers the ops
@@ -100,6 +104,39 @@ def _register_native() -> None:
         _registry.register("g_loss", backend, g_loss)
         _registry.register("interpolate", backend, interpolate_op)
         _registry.register("grad_penalty", backend, grad_penalty)
+    _register_lists()
+
+
+def _register_lists() -> None:
+    for name, fn in _fake.LIST_FAKES.items():
+        if has_kernel(name, "CPU") or has_kernel(name, "CUDA"):
+            torch.library.register_fake(f"gan_kernels::{name}")(fn)
+    loss_list_op = torch.ops.gan_kernels.loss_list.default
+    fm_op = torch.ops.gan_kernels.feature_matching.default
+    reductions = _kinds.REDUCTIONS
+    d_args, g_args = _kinds.d_loss_args, _kinds.g_loss_args
+
+    # The registry's list signatures (gan_kernels._multi): the lists are checked for type and
+    # length already; the op checks every tensor, naming its index.
+    def d_loss_list(reals, fakes, kind, reduction, real_label, drift, ls_targets, return_terms):
+        total, terms = loss_list_op(reals, fakes, *d_args(kind, real_label, drift, ls_targets[0], ls_targets[1]),
+                                    reductions[reduction])
+        return (total, terms) if return_terms else total
+
+    def g_loss_list(fakes, kind, reals, reduction, ls_target, return_terms):
+        total, terms = loss_list_op(reals if reals is not None else [], fakes, *g_args(kind, ls_target),
+                                    reductions[reduction])
+        return (total, terms) if return_terms else total
+
+    def feature_matching(reals, fakes, weights, reduction):
+        return fm_op(reals, fakes, weights, reductions[reduction])
+
+    for backend, key in (("cpu", "CPU"), ("cuda", "CUDA")):
+        if all(has_kernel(op, key) for op in ("loss_list_forward", "loss_list_backward")):
+            _registry.register("d_loss_list", backend, d_loss_list)
+            _registry.register("g_loss_list", backend, g_loss_list)
+        if all(has_kernel(op, key) for op in ("feature_matching_forward", "feature_matching_backward")):
+            _registry.register("feature_matching", backend, feature_matching)
 
 
 if LOAD_ERROR is None:

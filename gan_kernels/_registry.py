@@ -18,7 +18,7 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 
 BACKENDS = ("cuda", "triton", "cpu", "reference")
-OPS = ("d_loss", "g_loss", "interpolate", "grad_penalty")
+OPS = ("d_loss", "g_loss", "interpolate", "grad_penalty", "d_loss_list", "g_loss_list", "feature_matching")
 
 # backend="auto" on a CUDA tensor: the GPU back ends in order of preference per op, fastest first;
 # a missing back end is skipped. cuda leads for every op because it was faster in every case
@@ -30,6 +30,11 @@ AUTO_GPU_ORDER: Dict[str, Tuple[str, ...]] = {
     "g_loss": ("cuda", "triton"),
     "interpolate": ("cuda", "triton"),
     "grad_penalty": ("cuda", "triton"),
+    # Lists (multi-discriminator training): no GPU measurement yet; the cuda ops loop the per-tensor
+    # kernels inside one op call, the triton ones loop its Python loss op.
+    "d_loss_list": ("cuda", "triton"),
+    "g_loss_list": ("cuda", "triton"),
+    "feature_matching": ("cuda", "triton"),
 }
 
 

@@ -17,9 +17,11 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from . import _checks, _kinds, _registry, reference
+from . import _checks, _kinds, _multi, _registry, reference
 
-__all__ = ["d_loss", "g_loss", "interpolate", "grad_penalty", "gradient_penalty", "r1_penalty"]
+__all__ = [
+    "d_loss", "g_loss", "feature_matching_loss", "interpolate", "grad_penalty", "gradient_penalty", "r1_penalty",
+]
 
 _D_KINDS = frozenset(_kinds.D_LOSS_KINDS)
 _G_KINDS = frozenset(_kinds.G_LOSS_KINDS)
@@ -102,8 +104,17 @@ def d_loss(
     drift: float = 0.0,
     ls_targets: Sequence[float] = _DEFAULT_LS,
     backend: str = "auto",
-) -> Tensor:
-    """Discriminator loss from real and fake logits (each kind's formula: docs/contract.md)."""
+    return_terms: bool = False,
+):
+    """Discriminator loss from real and fake logits (each kind's formula: docs/contract.md).
+
+    Lists (or tuples) of logits, one tensor per discriminator, give the sum over discriminators of
+    the per-tensor loss; with ``return_terms=True`` the result is ``(total, terms)``, ``terms`` the
+    detached per-discriminator losses of shape (D,).
+    """
+    if return_terms or _multi.is_list(real_logits) or _multi.is_list(fake_logits):
+        return _d_loss_list(real_logits, fake_logits, kind, reduction, real_label, drift, ls_targets, backend,
+                            return_terms)
     if type(kind) is not str or kind not in _D_KINDS:
         _checks.bad_choice(kind, _kinds.D_LOSS_KINDS, "d_loss kind")
     if type(reduction) is not str or reduction not in _REDUCTIONS:
@@ -127,8 +138,15 @@ def g_loss(
     reduction: str = "mean",
     ls_target: float = 1.0,
     backend: str = "auto",
-) -> Tensor:
-    """Generator loss from fake logits (the relativistic kinds also need real logits)."""
+    return_terms: bool = False,
+):
+    """Generator loss from fake logits (the relativistic kinds also need real logits).
+
+    Lists of logits, one per discriminator, give the sum of the per-tensor losses (see
+    :func:`d_loss`, also for ``return_terms``).
+    """
+    if return_terms or _multi.is_list(fake_logits) or _multi.is_list(real_logits):
+        return _g_loss_list(fake_logits, kind, real_logits, reduction, ls_target, backend, return_terms)
     if type(kind) is not str or kind not in _G_KINDS:
         _checks.bad_choice(kind, _kinds.G_LOSS_KINDS, "g_loss kind")
     if type(reduction) is not str or reduction not in _REDUCTIONS:
@@ -147,6 +165,100 @@ def g_loss(
         # Accepted (so a training loop can always pass it) but unused by this kind.
         _checks.batch(real_logits, "real_logits")
     return _resolve("g_loss", backend, dev)(fake_logits, kind, r, reduction, ls_target)
+
+
+# --------------------------------------------------------------------------- lists (several discriminators)
+def _logits_lists(real, fake, need_real: bool):
+    """(reals or None, fakes) of a list call; a lone tensor on both sides is a list of one."""
+    both_tensors = isinstance(fake, Tensor) and (real is None or isinstance(real, Tensor))
+    if both_tensors:
+        return ([real] if real is not None else None), [fake]
+    if real is not None and _multi.is_list(real) != _multi.is_list(fake):
+        bad, other = ("real_logits", "fake_logits") if _multi.is_list(real) else ("fake_logits", "real_logits")
+        raise TypeError(
+            f"{bad} must be a torch.Tensor like {other}, or both must be lists of tensors (one per "
+            f"discriminator); got {type(real).__name__} and {type(fake).__name__}"
+        )
+    fakes = _multi.tensor_list(fake, "fake_logits")
+    if real is None:
+        return None, fakes
+    reals = _multi.tensor_list(real, "real_logits")
+    _multi.same_count(reals, fakes, "logits")
+    return reals, fakes
+
+
+def _list_reduction(reduction) -> None:
+    if type(reduction) is not str or reduction not in _REDUCTIONS:
+        _checks.bad_choice(reduction, tuple(_kinds.REDUCTIONS), "reduction")
+    if reduction == "none":
+        raise ValueError(
+            "reduction='none' is not defined for lists of logits (their shapes differ between discriminators); "
+            "use 'mean' or 'sum', and return_terms=True for the per-discriminator losses"
+        )
+
+
+def _d_loss_list(real, fake, kind, reduction, real_label, drift, ls_targets, backend, return_terms):
+    if type(kind) is not str or kind not in _D_KINDS:
+        _checks.bad_choice(kind, _kinds.D_LOSS_KINDS, "d_loss kind")
+    _list_reduction(reduction)
+    _check_backend(backend)
+    if real is None:
+        raise ValueError("d_loss needs real_logits")
+    reals, fakes = _logits_lists(real, fake, True)
+    real_label = _checks.number(real_label, "real_label")
+    drift = _checks.number(drift, "drift")
+    ls = ls_targets if ls_targets is _DEFAULT_LS else _checks.ls_targets(ls_targets)
+    impl = _resolve("d_loss_list", backend, _device_type(fakes[0]))
+    return impl(reals, fakes, kind, reduction, real_label, drift, ls, bool(return_terms))
+
+
+def _g_loss_list(fake, kind, real, reduction, ls_target, backend, return_terms):
+    if type(kind) is not str or kind not in _G_KINDS:
+        _checks.bad_choice(kind, _kinds.G_LOSS_KINDS, "g_loss kind")
+    _list_reduction(reduction)
+    _check_backend(backend)
+    ls_target = _checks.number(ls_target, "ls_target")
+    if kind in _NEEDS_REAL and real is None:
+        raise ValueError(f"g_loss kind {kind!r} needs real_logits (it compares fake against real logits)")
+    reals, fakes = _logits_lists(real, fake, kind in _NEEDS_REAL)
+    if kind not in _NEEDS_REAL:
+        # Accepted (so a training loop can always pass it) but unused by this kind.
+        for i, r in enumerate(reals or ()):
+            _checks.batch(r, f"real_logits[{i}]")
+        reals = None
+    impl = _resolve("g_loss_list", backend, _device_type(fakes[0]))
+    return impl(fakes, kind, reals, reduction, ls_target, bool(return_terms))
+
+
+def feature_matching_loss(
+    real_feats,
+    fake_feats,
+    *,
+    weight: Union[float, Sequence[float]] = 1.0,
+    reduction: str = "mean",
+    backend: str = "auto",
+) -> Tensor:
+    """Feature matching: sum over pairs k of w_k * mean|real_k - fake_k| (L1), in one fused call.
+
+    ``real_feats`` / ``fake_feats``: lists of feature maps, or lists of lists (one list per
+    discriminator, flattened in order); pair k is (real_feats[k], fake_feats[k]), both of one shape.
+    ``weight``: one number for every pair, or one weight per pair. Gradients flow to whichever side
+    requires grad (detach the real features to train the generator only, as pix2pixHD does).
+    ``reduction="sum"`` sums |real_k - fake_k| instead of averaging it; ``"none"`` returns the (K,)
+    weighted per-pair terms. The result is float32 (float64 when any pair is float64).
+    """
+    if type(reduction) is not str or reduction not in _REDUCTIONS:
+        _checks.bad_choice(reduction, tuple(_kinds.REDUCTIONS), "reduction")
+    _check_backend(backend)
+    reals = _multi.tensor_list(real_feats, "real_feats", nested=True)
+    fakes = _multi.tensor_list(fake_feats, "fake_feats", nested=True)
+    if len(reals) != len(fakes):
+        raise ValueError(
+            f"feature_matching_loss: real_feats has {len(reals)} feature maps but fake_feats has {len(fakes)} "
+            "(after flattening): give the features of the same layers on both sides"
+        )
+    weights = _multi.weights_of(weight, len(reals))
+    return _resolve("feature_matching", backend, _device_type(reals[0]))(reals, fakes, weights, reduction)
 
 
 # --------------------------------------------------------------------------- interpolation
@@ -336,3 +448,6 @@ def r1_penalty(
         inv_scale = 1.0 / _scale_tensor(scaler, real.device)
     (g,) = torch.autograd.grad(total, real, create_graph=True)
     return grad_penalty(g, "r1", weight=gamma / 2, inv_scale=inv_scale, backend=backend)
+
+
+_multi._register_reference()

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from . import _checks, _kinds, _registry
 from . import functional as F
 
-__all__ = ["DiscriminatorLoss", "GeneratorLoss", "GradientPenalty"]
+__all__ = ["DiscriminatorLoss", "GeneratorLoss", "GradientPenalty", "FeatureMatchingLoss"]
 
 
 # One set of argument checks for the functional and the module forms.
@@ -24,7 +24,10 @@ def _choice(value, accepted, what: str) -> str:
 
 
 class DiscriminatorLoss(nn.Module):
-    """``loss = DiscriminatorLoss("hinge")(real_logits, fake_logits)``; see :func:`gan_kernels.d_loss`."""
+    """``loss = DiscriminatorLoss("hinge")(real_logits, fake_logits)``; see :func:`gan_kernels.d_loss`.
+
+    Lists of logits (one tensor per discriminator) give the sum of the per-discriminator losses.
+    """
 
     def __init__(
         self,
@@ -55,7 +58,10 @@ class DiscriminatorLoss(nn.Module):
 
 
 class GeneratorLoss(nn.Module):
-    """``loss = GeneratorLoss("logistic")(fake_logits[, real_logits])``; see :func:`gan_kernels.g_loss`."""
+    """``loss = GeneratorLoss("logistic")(fake_logits[, real_logits])``; see :func:`gan_kernels.g_loss`.
+
+    Lists of logits (one tensor per discriminator) give the sum of the per-discriminator losses.
+    """
 
     def __init__(self, kind: str = "logistic", *, reduction: str = "mean", ls_target: float = 1.0, backend: str = "auto"):
         super().__init__()
@@ -112,3 +118,24 @@ class GradientPenalty(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, weight={self.weight}, center={self.center}, backend={self.backend!r}"
+
+
+class FeatureMatchingLoss(nn.Module):
+    """``loss = FeatureMatchingLoss(weight=2.0)(real_feats, fake_feats)``; see
+    :func:`gan_kernels.feature_matching_loss` (lists, or lists of lists, of feature maps)."""
+
+    def __init__(self, *, weight: Union[float, Sequence[float]] = 1.0, reduction: str = "mean", backend: str = "auto"):
+        super().__init__()
+        if isinstance(weight, (list, tuple)):
+            self.weight = tuple(_number(w, f"weight[{i}]") for i, w in enumerate(weight))
+        else:
+            self.weight = _number(weight, "weight")
+        self.reduction = _choice(reduction, tuple(_kinds.REDUCTIONS), "reduction")
+        self.backend = _registry.check_backend_name(backend)
+
+    def forward(self, real_feats, fake_feats) -> Tensor:
+        return F.feature_matching_loss(real_feats, fake_feats, weight=self.weight, reduction=self.reduction,
+                                       backend=self.backend)
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight!r}, reduction={self.reduction!r}, backend={self.backend!r}"

@@ -171,3 +171,37 @@ def grad_penalty(
         else:
             raise ValueError(f"unknown grad_penalty kind {kind!r}")
     return weight * _reduce(p, reduction)
+
+
+# --------------------------------------------------------------------------- lists of tensors
+# Multi-discriminator training: the loss of a list is the sum over discriminators of the
+# per-tensor loss, added in list order.
+def _sum_in_order(terms):
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
+
+
+def d_loss_list(reals, fakes, kind="logistic", reduction="mean", real_label=1.0, drift=0.0, ls_targets=(0.0, 1.0)):
+    return _sum_in_order([d_loss(r, f, kind, reduction, real_label, drift, ls_targets) for r, f in zip(reals, fakes)])
+
+
+def g_loss_list(fakes, kind="logistic", reals=None, reduction="mean", ls_target=1.0):
+    reals = [None] * len(fakes) if reals is None else reals
+    return _sum_in_order([g_loss(f, kind, r, reduction, ls_target) for f, r in zip(fakes, reals)])
+
+
+def feature_matching_term(real: Tensor, fake: Tensor, weight: float = 1.0, reduction: str = "mean") -> Tensor:
+    """weight * mean|real - fake| (sum instead of mean for reduction "sum")."""
+    d = torch.abs(_up(real) - _up(fake))
+    return weight * (d.sum() if reduction == "sum" else d.mean())
+
+
+def feature_matching_loss(reals, fakes, weights, reduction: str = "mean") -> Tensor:
+    """sum_k w_k * mean|r_k - f_k| over the pairs of two flat lists; "none" gives the (K,) terms."""
+    terms = [feature_matching_term(r, f, w, reduction) for r, f, w in zip(reals, fakes, weights)]
+    if reduction == "none":
+        dtype = torch.float64 if any(t.dtype == torch.float64 for t in terms) else torch.float32
+        return torch.stack([t.to(dtype) for t in terms])
+    return _sum_in_order(terms)

@@ -9,7 +9,9 @@
 // and for the relativistic kind with reduction "none", whose Jacobian is not
 // diagonal.
 #include <optional>
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
@@ -201,11 +203,201 @@ at::Tensor loss_plain(const std::optional<at::Tensor>& real_opt, const at::Tenso
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------
+// loss_list: the sum over discriminators of one loss (multi-discriminator
+// training), one device-op call per direction for the whole list. Inputs are
+// flattened as (real..., fake...); saved: the logits (for the second
+// derivative) and their per-element gradients.
+
+namespace {
+
+using LossListForwardFn = std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>>(
+    at::TensorList, at::TensorList, int64_t, int64_t, double, double, int64_t, double, double, double, int64_t, bool);
+using LossListBackwardFn = std::vector<at::Tensor>(const at::Tensor&, at::TensorList, at::TensorList);
+
+std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>> loss_list_forward(
+    at::TensorList real, at::TensorList fake, const LossSpec& s, int64_t reduction, bool compute_grad) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("gan_kernels::loss_list_forward", "")
+                       .typed<LossListForwardFn>();
+  return op.call(real, fake, s.mode, s.real.type, s.real.t, s.real.c, s.fake.type, s.fake.t, s.fake.c, s.drift,
+                 reduction, compute_grad);
+}
+
+void save_spec(AutogradContext* ctx, const LossSpec& spec, int64_t reduction) {
+  ctx->saved_data["mode"] = static_cast<int64_t>(spec.mode);
+  ctx->saved_data["real_term"] = static_cast<int64_t>(spec.real.type);
+  ctx->saved_data["fake_term"] = static_cast<int64_t>(spec.fake.type);
+  ctx->saved_data["rt"] = spec.real.t;
+  ctx->saved_data["rc"] = spec.real.c;
+  ctx->saved_data["ft"] = spec.fake.t;
+  ctx->saved_data["fc"] = spec.fake.c;
+  ctx->saved_data["drift"] = spec.drift;
+  ctx->saved_data["reduction"] = reduction;
+}
+
+LossSpec load_spec(AutogradContext* ctx) {
+  const auto& d = ctx->saved_data;
+  return LossSpec{static_cast<int>(d.at("mode").toInt()),
+                  {static_cast<int>(d.at("real_term").toInt()), d.at("rt").toDouble(), d.at("rc").toDouble()},
+                  {static_cast<int>(d.at("fake_term").toInt()), d.at("ft").toDouble(), d.at("fc").toDouble()},
+                  d.at("drift").toDouble()};
+}
+
+}  // namespace
+
+class LossListFunction : public torch::autograd::Function<LossListFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, at::TensorList real, at::TensorList fake, const LossSpec& spec,
+                               int64_t reduction, bool compute_grad) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    auto [total, terms, grad_real, grad_fake] = loss_list_forward(real, fake, spec, reduction, compute_grad);
+    variable_list saved(real.begin(), real.end());
+    saved.insert(saved.end(), fake.begin(), fake.end());
+    saved.insert(saved.end(), grad_real.begin(), grad_real.end());
+    saved.insert(saved.end(), grad_fake.begin(), grad_fake.end());
+    ctx->save_for_backward(saved);
+    ctx->saved_data["n_real"] = static_cast<int64_t>(real.size());
+    ctx->saved_data["n_fake"] = static_cast<int64_t>(fake.size());
+    ctx->saved_data["has_grads"] = !grad_fake.empty();
+    save_spec(ctx, spec, reduction);
+    ctx->mark_non_differentiable({terms});
+    // terms never gets a gradient: no zeros for it in backward.
+    ctx->set_materialize_grads(false);
+    return {total, terms};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const variable_list saved = ctx->get_saved_variables();
+    const size_t nr = static_cast<size_t>(ctx->saved_data["n_real"].toInt());
+    const size_t nf = static_cast<size_t>(ctx->saved_data["n_fake"].toInt());
+    const size_t n_in = nr + nf;
+    std::vector<bool> needs(n_in);
+    for (size_t i = 0; i < n_in; ++i) needs[i] = ctx->needs_input_grad(i);
+    const variable_list logits(saved.begin(), saved.begin() + n_in);
+    const at::Tensor& go = grad_outputs[0];
+    variable_list grads(n_in);
+    if (!go.defined()) {
+      return variable_list(n_in + 3);
+    }
+    if (at::GradMode::is_enabled() || !ctx->saved_data["has_grads"].toBool()) {
+      const LossSpec spec = load_spec(ctx);
+      const int64_t reduction = ctx->saved_data["reduction"].toInt();
+      auto formula = [&](const variable_list& x) {
+        at::Tensor total;
+        for (size_t i = 0; i < nf; ++i) {
+          const at::Tensor l = loss_formula(nr ? x[i] : at::Tensor(), x[nr + i], spec, reduction);
+          total = total.defined() ? total + l : l;
+        }
+        return total;
+      };
+      grads = vjp(formula, logits, needs, go);
+    } else {
+      // One backward call for every tensor that needs a gradient.
+      std::vector<at::Tensor> sv, like;
+      std::vector<size_t> where;
+      for (size_t i = 0; i < n_in; ++i) {
+        if (!needs[i]) continue;
+        sv.push_back(saved[n_in + i]);
+        like.push_back(logits[i]);
+        where.push_back(i);
+      }
+      if (!sv.empty()) {
+        static auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("gan_kernels::loss_list_backward", "")
+                             .typed<LossListBackwardFn>();
+        at::AutoDispatchBelowADInplaceOrView below_autograd;
+        const std::vector<at::Tensor> out = op.call(go, sv, like);
+        for (size_t j = 0; j < where.size(); ++j) grads[where[j]] = out[j];
+      }
+    }
+    variable_list res(n_in + 3);  // + spec, reduction, compute_grad
+    for (size_t i = 0; i < n_in; ++i) {
+      if (needs[i]) res[i] = grads[i];
+    }
+    return res;
+  }
+};
+
+namespace {
+
+// The checks of checked_logits for every pair of a list, with the index in
+// the message; brings each pair to one dtype.
+std::pair<std::vector<at::Tensor>, std::vector<at::Tensor>> checked_lists(at::TensorList real, at::TensorList fake,
+                                                                          const LossSpec& spec, int64_t reduction) {
+  check_reduction(reduction);
+  TORCH_CHECK_VALUE(reduction != kReduceNone,
+                    "reduction='none' is not defined for lists of logits (their shapes differ); use 'mean' or 'sum'");
+  TORCH_CHECK_VALUE(!fake.empty(), "fake_logits is an empty list: give one tensor per discriminator");
+  const bool uses_real = spec_uses_real(spec);
+  std::vector<at::Tensor> r_out, f_out;
+  if (uses_real) {
+    TORCH_CHECK_VALUE(real.size() == fake.size(), "real_logits has ", real.size(), " tensors but fake_logits has ",
+                      fake.size(), ": give one real and one fake tensor per discriminator");
+  }
+  for (size_t i = 0; i < fake.size(); ++i) {
+    const std::string fi = "fake_logits[" + std::to_string(i) + "]";
+    check_batch(fake[i], fi.c_str());
+    if (i > 0) check_same_device(fake[i], fi.c_str(), fake[0], "fake_logits[0]");
+    if (!uses_real) {
+      f_out.push_back(fake[i]);
+      continue;
+    }
+    const std::string ri = "real_logits[" + std::to_string(i) + "]";
+    at::Tensor r = real[i], f = fake[i];
+    check_batch(r, ri.c_str());
+    check_same_device(r, ri.c_str(), f, fi.c_str());
+    TORCH_CHECK_VALUE(spec.mode != kModePaired || r.sym_sizes() == f.sym_sizes(), "discriminator ", i,
+                      ": the rpgan kind pairs real and fake logits element by element: shapes must match, got ",
+                      py_shape(r.sym_sizes()), " and ", py_shape(f.sym_sizes()));
+    if (r.scalar_type() != f.scalar_type()) {
+      const at::ScalarType t = c10::promoteTypes(r.scalar_type(), f.scalar_type());
+      r = r.to(t);
+      f = f.to(t);
+    }
+    r_out.push_back(r);
+    f_out.push_back(f);
+  }
+  return {r_out, f_out};
+}
+
+std::tuple<at::Tensor, at::Tensor> loss_list_autograd(at::TensorList real, at::TensorList fake, int64_t mode,
+                                                      int64_t real_term, double real_target, double real_coef,
+                                                      int64_t fake_term, double fake_target, double fake_coef,
+                                                      double drift, int64_t reduction) {
+  const LossSpec spec =
+      make_spec(mode, real_term, real_target, real_coef, fake_term, fake_target, fake_coef, drift);
+  auto [r, f] = checked_lists(real, fake, spec, reduction);
+  bool any_grad = false;
+  for (const auto& x : r) any_grad = any_grad || x.requires_grad();
+  for (const auto& x : f) any_grad = any_grad || x.requires_grad();
+  const bool compute_grad = at::GradMode::is_enabled() && any_grad;
+  const variable_list out = LossListFunction::apply(at::TensorList(r), at::TensorList(f), spec, reduction, compute_grad);
+  return {out[0], out[1]};
+}
+
+std::tuple<at::Tensor, at::Tensor> loss_list_plain(at::TensorList real, at::TensorList fake, int64_t mode,
+                                                   int64_t real_term, double real_target, double real_coef,
+                                                   int64_t fake_term, double fake_target, double fake_coef,
+                                                   double drift, int64_t reduction) {
+  const LossSpec spec =
+      make_spec(mode, real_term, real_target, real_coef, fake_term, fake_target, fake_coef, drift);
+  auto [r, f] = checked_lists(real, fake, spec, reduction);
+  auto res = loss_list_forward(r, f, spec, reduction, false);
+  return {std::get<0>(res), std::get<1>(res)};
+}
+
+}  // namespace
 }  // namespace autograd
 }  // namespace gan_kernels
 
-TORCH_LIBRARY_IMPL(gan_kernels, Autograd, m) { m.impl("loss", &gan_kernels::autograd::loss_autograd); }
+TORCH_LIBRARY_IMPL(gan_kernels, Autograd, m) {
+  m.impl("loss", &gan_kernels::autograd::loss_autograd);
+  m.impl("loss_list", &gan_kernels::autograd::loss_list_autograd);
+}
 
 TORCH_LIBRARY_IMPL(gan_kernels, CompositeExplicitAutograd, m) {
   m.impl("loss", &gan_kernels::autograd::loss_plain);
+  m.impl("loss_list", &gan_kernels::autograd::loss_list_plain);
 }

@@ -247,52 +247,143 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward_cpu(
   return {res.loss, res.grad_real, res.grad_fake};
 }
 
+// (grad_out * saved).to(dtype): one saved per-element gradient scaled by the upstream gradient.
+at::Tensor scaled_grad(const at::Tensor& grad_out, const at::Tensor& saved, at::ScalarType dtype) {
+  at::Tensor out = at::empty(saved.sizes(), saved.options().dtype(dtype));
+  if (saved.numel() == 0) return out;
+  const at::Tensor s = saved.contiguous();
+  const at::ScalarType acc = s.scalar_type();
+  TORCH_CHECK(acc == at::kFloat || acc == at::kDouble, "gan_kernels: saved gradients must be float32/64");
+  // grad_out: 0-dim (read in place, no tensor op: this path is overhead-
+  // bound at typical batch sizes), or saved's shape with any strides (an
+  // expanded one has zero strides); small, so read it contiguously.
+  const bool scalar = grad_out.numel() == 1;
+  if (!scalar) {
+    TORCH_CHECK(grad_out.numel() == saved.numel(), "gan_kernels: grad_out has ", grad_out.numel(),
+                " elements but the saved gradient has ", saved.numel());
+  }
+  const at::Tensor g = scalar ? grad_out : grad_out.to(acc).reshape({-1}).contiguous();
+  const int64_t n = s.numel();
+  AT_DISPATCH_FLOATING_TYPES(acc, "loss_backward_cpu_acc", [&] {
+    using A = scalar_t;
+    const A* sp = s.const_data_ptr<A>();
+    A go = A(0);
+    if (scalar) {
+      AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "loss_backward_cpu_go", [&] {
+        go = static_cast<A>(*g.const_data_ptr<scalar_t>());
+      });
+    }
+    const A* gp = scalar ? nullptr : g.const_data_ptr<A>();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "loss_backward_cpu", [&] {
+      scalar_t* op = out.data_ptr<scalar_t>();
+      at::parallel_for(0, n, kStreamGrain, [&](int64_t lo, int64_t hi) {
+        if (scalar) {
+          for (int64_t i = lo; i < hi; ++i) op[i] = static_cast<scalar_t>(go * sp[i]);
+        } else {
+          for (int64_t i = lo; i < hi; ++i) op[i] = static_cast<scalar_t>(gp[i] * sp[i]);
+        }
+      });
+    });
+  });
+  return out;
+}
+
 std::tuple<at::Tensor, at::Tensor> loss_backward_cpu(const at::Tensor& grad_out, const at::Tensor& saved_a,
                                                      const at::Tensor& saved_b, at::ScalarType dtype_a,
                                                      at::ScalarType dtype_b) {
   check_on(grad_out, c10::DeviceType::CPU, "loss_backward", "grad_out");
   check_on(saved_a, c10::DeviceType::CPU, "loss_backward", "saved_a");
   check_on(saved_b, c10::DeviceType::CPU, "loss_backward", "saved_b");
-  auto one = [&](const at::Tensor& saved, at::ScalarType dtype) {
-    at::Tensor out = at::empty(saved.sizes(), saved.options().dtype(dtype));
-    if (saved.numel() == 0) return out;
-    const at::Tensor s = saved.contiguous();
-    const at::ScalarType acc = s.scalar_type();
-    TORCH_CHECK(acc == at::kFloat || acc == at::kDouble, "gan_kernels: saved gradients must be float32/64");
-    // grad_out: 0-dim (read in place, no tensor op: this path is overhead-
-    // bound at typical batch sizes), or saved's shape with any strides (an
-    // expanded one has zero strides); small, so read it contiguously.
-    const bool scalar = grad_out.numel() == 1;
-    if (!scalar) {
-      TORCH_CHECK(grad_out.numel() == saved.numel(), "gan_kernels: grad_out has ", grad_out.numel(),
-                  " elements but the saved gradient has ", saved.numel());
-    }
-    const at::Tensor g = scalar ? grad_out : grad_out.to(acc).reshape({-1}).contiguous();
-    const int64_t n = s.numel();
-    AT_DISPATCH_FLOATING_TYPES(acc, "loss_backward_cpu_acc", [&] {
-      using A = scalar_t;
-      const A* sp = s.const_data_ptr<A>();
-      A go = A(0);
-      if (scalar) {
-        AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "loss_backward_cpu_go", [&] {
-          go = static_cast<A>(*g.const_data_ptr<scalar_t>());
-        });
-      }
-      const A* gp = scalar ? nullptr : g.const_data_ptr<A>();
-      AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "loss_backward_cpu", [&] {
-        scalar_t* op = out.data_ptr<scalar_t>();
-        at::parallel_for(0, n, kStreamGrain, [&](int64_t lo, int64_t hi) {
-          if (scalar) {
-            for (int64_t i = lo; i < hi; ++i) op[i] = static_cast<scalar_t>(go * sp[i]);
-          } else {
-            for (int64_t i = lo; i < hi; ++i) op[i] = static_cast<scalar_t>(gp[i] * sp[i]);
-          }
-        });
-      });
+  return {scaled_grad(grad_out, saved_a, dtype_a), scaled_grad(grad_out, saved_b, dtype_b)};
+}
+
+// ---------------------------------------------------------------------------
+// Lists of logits (multi-discriminator training): every pair runs loss_impl
+// exactly as a single loss does, so a list of one gives the single-tensor
+// bits. Pairs that each fit in one chunk run in parallel, one pair per task;
+// larger pairs run one after another, each spread over its chunks. Either way
+// a pair's partial sums and their order are fixed, so the result does not
+// depend on the thread count.
+
+using LossListResult = std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>>;
+
+LossListResult loss_list_forward_cpu(at::TensorList real, at::TensorList fake, int64_t mode, int64_t real_term,
+                                     double real_target, double real_coef, int64_t fake_term, double fake_target,
+                                     double fake_coef, double drift, int64_t reduction, bool compute_grad) {
+  const LossSpec spec =
+      make_spec(mode, real_term, real_target, real_coef, fake_term, fake_target, fake_coef, drift);
+  const bool uses_real = spec_uses_real(spec);
+  const int64_t D = static_cast<int64_t>(fake.size());
+  TORCH_CHECK_VALUE(D > 0, "gan_kernels::loss_list_forward: the list of logits is empty");
+  check_reduction(reduction);
+  TORCH_CHECK_VALUE(reduction != kReduceNone,
+                    "gan_kernels::loss_list_forward: lists of logits take reduction 'mean' or 'sum'");
+  TORCH_CHECK_VALUE(!uses_real || static_cast<int64_t>(real.size()) == D, "gan_kernels::loss_list_forward: ",
+                    real.size(), " real and ", D, " fake tensors; this loss needs one real tensor per fake one");
+  bool any_double = false;
+  int64_t max_n = 0, total_n = 0;
+  for (int64_t i = 0; i < D; ++i) {
+    const at::Tensor r = uses_real ? real[i] : at::Tensor();
+    check_loss_logits(r, fake[i], spec, reduction, c10::DeviceType::CPU, "loss_list_forward");
+    any_double = any_double || fake[i].scalar_type() == at::kDouble;
+    const int64_t n = std::max(fake[i].numel(), r.defined() ? r.numel() : int64_t{0});
+    max_n = std::max(max_n, n);
+    total_n += n;
+  }
+  std::vector<LossResult> res(static_cast<size_t>(D));
+  auto run = [&](int64_t i) {
+    const at::Tensor& f_in = fake[i];
+    const Logits r = logits_of(uses_real ? std::optional<at::Tensor>(real[i]) : std::nullopt);
+    const Logits f = logits_of(f_in);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f_in.scalar_type(), "loss_list_forward_cpu", [&] {
+      res[i] = loss_impl<scalar_t>(spec, r, f, f_in, reduction, compute_grad);
     });
-    return out;
   };
-  return {one(saved_a, dtype_a), one(saved_b, dtype_b)};
+  if (D > 1 && max_n <= kLossChunk && total_n > kLossChunk) {
+    at::parallel_for(0, D, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) run(i);
+    });
+  } else {
+    for (int64_t i = 0; i < D; ++i) run(i);
+  }
+  // The terms, and their sum in list order (the first term itself for a list of one).
+  const at::ScalarType out_t = any_double ? at::kDouble : at::kFloat;
+  at::Tensor terms = at::empty({D}, fake[0].options().dtype(out_t));
+  at::Tensor total = at::empty({}, fake[0].options().dtype(out_t));
+  AT_DISPATCH_FLOATING_TYPES(out_t, "loss_list_total_cpu", [&] {
+    scalar_t* tp = terms.data_ptr<scalar_t>();
+    for (int64_t i = 0; i < D; ++i) {
+      const at::Tensor& l = res[i].loss;
+      tp[i] = l.scalar_type() == at::kDouble ? static_cast<scalar_t>(*l.const_data_ptr<double>())
+                                             : static_cast<scalar_t>(*l.const_data_ptr<float>());
+    }
+    scalar_t acc = tp[0];
+    for (int64_t i = 1; i < D; ++i) acc += tp[i];
+    *total.data_ptr<scalar_t>() = acc;
+  });
+  std::vector<at::Tensor> grad_real, grad_fake;
+  if (compute_grad) {
+    for (int64_t i = 0; i < D; ++i) {
+      if (uses_real) grad_real.push_back(res[i].grad_real);
+      grad_fake.push_back(res[i].grad_fake);
+    }
+  }
+  return {total, terms, grad_real, grad_fake};
+}
+
+std::vector<at::Tensor> loss_list_backward_cpu(const at::Tensor& grad_out, at::TensorList saved, at::TensorList like) {
+  check_on(grad_out, c10::DeviceType::CPU, "loss_list_backward", "grad_out");
+  TORCH_CHECK_VALUE(grad_out.numel() == 1, "gan_kernels::loss_list_backward: grad_out must hold one value, got ",
+                    grad_out.numel());
+  TORCH_CHECK_VALUE(saved.size() == like.size(), "gan_kernels::loss_list_backward: ", saved.size(),
+                    " saved gradients but ", like.size(), " tensors to take their dtypes from");
+  std::vector<at::Tensor> out;
+  out.reserve(saved.size());
+  for (size_t i = 0; i < saved.size(); ++i) {
+    check_on(saved[i], c10::DeviceType::CPU, "loss_list_backward", "saved");
+    out.push_back(scaled_grad(grad_out, saved[i], like[i].scalar_type()));
+  }
+  return out;
 }
 
 }  // namespace
@@ -302,4 +393,6 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cpu(const at::Tensor& grad_out,
 TORCH_LIBRARY_IMPL(gan_kernels, CPU, m) {
   m.impl("loss_forward", &gan_kernels::cpu::loss_forward_cpu);
   m.impl("loss_backward", &gan_kernels::cpu::loss_backward_cpu);
+  m.impl("loss_list_forward", &gan_kernels::cpu::loss_list_forward_cpu);
+  m.impl("loss_list_backward", &gan_kernels::cpu::loss_list_backward_cpu);
 }

@@ -32,6 +32,7 @@
 
 #include <optional>
 #include <tuple>
+#include <vector>
 
 #include <torch/library.h>
 
@@ -550,6 +551,69 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cuda(const at::Tensor& grad_out
   return {out_a, out_b};
 }
 
+// ---------------------------------------------------------------------------------------------
+// Lists of logits (multi-discriminator training): one op call runs every discriminator's loss
+// kernels in turn on the current stream; the per-discriminator losses stay on the device and are
+// gathered and added there (no host synchronisation). A single launch over a pointer table would
+// save the per-discriminator launches; this loop keeps each pair's arithmetic identical to the
+// single-tensor op.
+
+using LossListResult = std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>>;
+
+LossListResult loss_list_forward_cuda(at::TensorList real, at::TensorList fake, int64_t mode, int64_t real_term,
+                                      double real_target, double real_coef, int64_t fake_term, double fake_target,
+                                      double fake_coef, double drift, int64_t reduction, bool compute_grad) {
+  const LossSpec spec =
+      make_spec(mode, real_term, real_target, real_coef, fake_term, fake_target, fake_coef, drift);
+  const bool uses_real = spec_uses_real(spec);
+  const size_t D = fake.size();
+  TORCH_CHECK_VALUE(D > 0, "gan_kernels::loss_list_forward: the list of logits is empty");
+  check_reduction(reduction);
+  TORCH_CHECK_VALUE(reduction != kReduceNone,
+                    "gan_kernels::loss_list_forward: lists of logits take reduction 'mean' or 'sum'");
+  TORCH_CHECK_VALUE(!uses_real || real.size() == D, "gan_kernels::loss_list_forward: ", real.size(), " real and ",
+                    D, " fake tensors; this loss needs one real tensor per fake one");
+  bool any_double = false;
+  for (size_t i = 0; i < D; ++i) {
+    const at::Tensor r = uses_real ? real[i] : at::Tensor();
+    check_loss_logits(r, fake[i], spec, reduction, c10::DeviceType::CUDA, "loss_list_forward");
+    check_cuda(fake[i], fake[0], "fake");
+    any_double = any_double || fake[i].scalar_type() == at::kDouble;
+  }
+  const c10::cuda::CUDAGuard guard(fake[0].device());
+  const at::ScalarType out_t = any_double ? at::kDouble : at::kFloat;
+  std::vector<at::Tensor> losses, grad_real, grad_fake;
+  for (size_t i = 0; i < D; ++i) {
+    auto [loss, gr, gf] = run_loss(uses_real ? real[i] : at::Tensor(), fake[i], spec, reduction, compute_grad, fake[i]);
+    losses.push_back(loss.to(out_t));
+    if (compute_grad) {
+      if (uses_real) grad_real.push_back(gr);
+      grad_fake.push_back(gf);
+    }
+  }
+  at::Tensor terms = at::stack(losses);
+  // A list of one returns the single loss itself (bitwise the single-tensor result).
+  at::Tensor total = D == 1 ? losses[0] : terms.sum();
+  return {total, terms, grad_real, grad_fake};
+}
+
+std::vector<at::Tensor> loss_list_backward_cuda(const at::Tensor& grad_out, at::TensorList saved,
+                                                at::TensorList like) {
+  TORCH_CHECK(grad_out.is_cuda(), "gan_kernels (CUDA): loss_list_backward needs CUDA tensors");
+  TORCH_CHECK_VALUE(grad_out.numel() == 1, "gan_kernels::loss_list_backward: grad_out must hold one value, got ",
+                    grad_out.numel());
+  TORCH_CHECK_VALUE(saved.size() == like.size(), "gan_kernels::loss_list_backward: ", saved.size(),
+                    " saved gradients but ", like.size(), " tensors to take their dtypes from");
+  const at::Tensor none = at::empty({0}, grad_out.options().dtype(at::kFloat));
+  std::vector<at::Tensor> out;
+  out.reserve(saved.size());
+  for (size_t i = 0; i < saved.size(); ++i) {
+    const at::ScalarType t = like[i].scalar_type();
+    out.push_back(std::get<0>(loss_backward_cuda(grad_out, saved[i], none, t, t)));
+  }
+  return out;
+}
+
 }  // namespace
 }  // namespace cuda_impl
 }  // namespace gan_kernels
@@ -557,4 +621,6 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cuda(const at::Tensor& grad_out
 TORCH_LIBRARY_IMPL(gan_kernels, CUDA, m) {
   m.impl("loss_forward", &gan_kernels::cuda_impl::loss_forward_cuda);
   m.impl("loss_backward", &gan_kernels::cuda_impl::loss_backward_cuda);
+  m.impl("loss_list_forward", &gan_kernels::cuda_impl::loss_list_forward_cuda);
+  m.impl("loss_list_backward", &gan_kernels::cuda_impl::loss_list_backward_cuda);
 }
