@@ -17,7 +17,8 @@ from gan_kernels import _kinds
 from ._helpers import require
 
 BACKENDS = ["reference", "cpu", "triton"]
-BOTH_DEVICES = r"(cpu.*meta|meta.*cpu)"
+# the message names both devices, as "<arg> is on cpu but <arg> is on meta"
+BOTH_DEVICES = r"is on (cpu but \S+ is on meta|meta but \S+ is on cpu)"
 
 
 def c(*shape):
