@@ -95,7 +95,7 @@ _RTOL = {
     torch.float64: 1e-10,
     torch.float32: 2e-5,
     torch.float16: 2e-3,
-    torch.bfloat16: 1.6e-2,
+    torch.bfloat16: 1e-2,  # one ulp of a stored bfloat16 is up to 0.78 % of its value
 }
 
 
