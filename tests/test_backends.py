@@ -19,6 +19,7 @@ from ._helpers import (
     assert_close,
     dtypes_for,
     kernel_backend_params,
+    magnitude,
     matrix,
     require,
     straddling_norms,
@@ -52,7 +53,10 @@ def _run_both(fn_kernel, fn_ref, inputs, dtype, what):
     out_k, out_r = fn_kernel(*ins_k), fn_ref(*ins_r)
     assert out_k.dtype == out_r.dtype, f"{what}: dtype {out_k.dtype} != {out_r.dtype}"
     assert out_k.shape == out_r.shape, f"{what}: shape {out_k.shape} != {out_r.shape}"
-    assert_close(out_k, out_r, dtype if out_k.dtype == dtype else torch.float32, f"{what} output")
+    # A loss is a sum of O(1) terms: its rounding error lives on their scale even where they cancel
+    # (a Wasserstein mean near 0), and reduction orders differ between devices.
+    scale = max(magnitude(out_r), 1.0)
+    assert_close(out_k, out_r, dtype if out_k.dtype == dtype else torch.float32, f"{what} output", scale=scale)
     go = torch.randn_like(out_r)
     out_k.backward(go)
     out_r.backward(go)
@@ -219,8 +223,8 @@ WEIGHT = 3.0
 
 
 def _gp_case(kind, shape, reduction, dtype, bd):
-    if bd == ("triton", "cpu") and (shape == "tail" or (shape == "wide" and dtype != torch.float32)):
-        return False  # interpreter time: the large case once per kind and reduction
+    if bd == ("triton", "cpu") and (shape == "tail" or (shape == "wide" and (dtype, reduction) != (torch.float32, "mean"))):
+        return False  # interpreter time (~20 s a case): the large case once per kind
     return _runs_dtype(bd, dtype)
 
 
