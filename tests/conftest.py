@@ -1,7 +1,9 @@
-"""Shared pytest setup: the Triton interpreter on CPU-only machines, the gpu marker, fresh seeds."""
+"""Shared pytest setup: the Triton interpreter on CPU-only machines, the gpu marker, fresh seeds,
+and a closing summary of what ran and what was left for a GPU machine."""
 
 import os
 import zlib
+from collections import Counter
 
 import torch
 
@@ -84,3 +86,30 @@ def _seed(request):
     # A different but reproducible seed per test: fresh random data without flaky reruns.
     torch.manual_seed(zlib.crc32(request.node.nodeid.encode()))
     yield
+
+
+def _skip_reason(report) -> str:
+    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return str(report.longrepr)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """What ran, and what did not: GPU-marked tests apart from the other skips, so a CPU run's
+    skip count does not read as a gap in what the CPU checks."""
+    stats = terminalreporter.stats
+    reports = [r for key in ("skipped", "passed", "failed", "xfailed", "xpassed", "error") for r in stats.get(key, [])]
+    if not reports:
+        return
+    ran = len([r for r in stats.get("passed", []) if r.when == "call"])
+    skipped = [r for r in stats.get("skipped", []) if r.when in ("setup", "call")]
+    gpu = [r for r in skipped if "gpu" in r.keywords]
+    other = [r for r in skipped if "gpu" not in r.keywords]
+    tr = terminalreporter
+    tr.section("what ran", sep="-")
+    tr.write_line(f"{ran} passed on {'a CUDA device and the CPU' if torch.cuda.is_available() else 'the CPU'}"
+                  f" ({len(stats.get('failed', []))} failed, {len(stats.get('xfailed', []))} expected failures)")
+    tr.write_line(f"{len(gpu)} skipped that need a GPU (the gpu mark; bench/gpu_check.sh runs them)")
+    tr.write_line(f"{len(other)} skipped for other reasons" + (":" if other else ""))
+    for reason, n in Counter(_skip_reason(r) for r in other).most_common(8):
+        tr.write_line(f"  {n:5d}  {reason[:150]}")

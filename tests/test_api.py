@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import subprocess
@@ -13,7 +14,9 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 
 import gan_kernels as gk
-from gan_kernels import _kinds, _registry
+from gan_kernels import _cpp, _kinds, _registry
+
+from ._helpers import expected_backends
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -127,6 +130,23 @@ def test_dtype_rules_mixed_and_half():
     out = gk.d_loss(torch.randn(4, dtype=torch.bfloat16), torch.randn(4, dtype=torch.bfloat16), "hinge")
     assert out.dtype == torch.float32
     assert gk.d_loss(torch.randn(4).double(), torch.randn(4).double()).dtype == torch.float64
+
+
+def test_expected_backends_are_present():
+    """A build that promises a back end must deliver it: a _C that fails to load would otherwise
+    turn every cpu / cuda test into a skip. GAN_KERNELS_EXPECT (e.g. "cpu,triton", set by the test
+    script) names what must be there; a built _C next to the package must load in any case."""
+    pkg = os.path.dirname(gk.__file__)
+    built = glob.glob(os.path.join(pkg, "_C*.so")) + glob.glob(os.path.join(pkg, "_C*.pyd"))
+    expected = expected_backends()
+    unknown = expected - set(_registry.BACKENDS)
+    assert not unknown, f"GAN_KERNELS_EXPECT names unknown back ends {sorted(unknown)}"
+    if not expected and not built:
+        pytest.skip("no compiled back end expected here (GAN_KERNELS_EXPECT unset, no _C built)")
+    if built or expected & {"cpu", "cuda"}:
+        assert _cpp.LOAD_ERROR is None, f"gan_kernels._C ({built}) did not load: {_cpp.LOAD_ERROR}"
+    for name in sorted(expected):
+        assert name in gk.available_backends(), f"expected back end {name!r} is missing: {_registry._reason(name)}"
 
 
 # --------------------------------------------------------------------------- back-end selection

@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 
 import gan_kernels as gk
+from gan_kernels._kinds import D_LOSS_KINDS, G_LOSS_KINDS, PAIRED_KINDS
 
-from ._helpers import cpu_backends
+from ._helpers import assert_close, cpu_backends, matrix, straddling_norms, with_norms
 
 BACKENDS = cpu_backends()
 
@@ -286,3 +287,154 @@ def test_penalty_gradient_keeps_channels_last(backend, kind):
     (dc,) = torch.autograd.grad(gk.grad_penalty(gc, kind, weight=3.0, backend=backend), gc)
     assert dcl.is_contiguous(memory_format=torch.channels_last) and not dcl.is_contiguous()
     torch.testing.assert_close(dcl, dc)
+
+
+# --------------------------------------------------------------------------- every dtype, every kind
+# The checks above run in float64, where the cpu back end takes its scalar path. Below, float32 /
+# float16 / bfloat16 (the vectorised CPU loops) against the same independent float64 formulas,
+# evaluated on the already-rounded inputs, values *and* gradients, with non-default parameters,
+# and at sizes past the CPU kernels' thread-split chunks (4096 logits, 16384 penalty elements,
+# 32768 streamed elements) with odd tails.
+VEC_DTYPES = [("f32", torch.float32), ("f16", torch.float16), ("bf16", torch.bfloat16), ("f64", torch.float64)]
+SIZES = [("small", 37), ("split", 3 * 4096 + 37)]
+REAL_LABEL, DRIFT, LS_TARGETS, LS_TARGET = 0.8, 0.05, (0.3, 0.8), 0.6
+
+
+def _runs(backend, dtype, size="small"):
+    if backend == "triton":
+        # the interpreter has no bfloat16; the large sizes are the CPU kernels' concern (time)
+        return dtype != torch.bfloat16 and size == "small"
+    return True
+
+
+def _d_terms(kind, r, f):
+    """Per-element real and fake terms of d_loss (fake None for the paired kind), float64."""
+    drift = DRIFT * r * r
+    if kind == "logistic":
+        return _bce(r, REAL_LABEL) + drift, _bce(f, 0.0)
+    if kind == "hinge":
+        return F.relu(1 - r) + drift, F.relu(1 + f)
+    if kind == "wasserstein":
+        return -r + drift, f.clone()
+    if kind == "least_squares":
+        a, b = LS_TARGETS
+        return 0.5 * F.mse_loss(r, torch.full_like(r, b), reduction="none") + drift, 0.5 * (f - a) ** 2
+    if kind == "relativistic":
+        return _bce(r - f.mean(), 1.0) + drift, _bce(f - r.mean(), 0.0)
+    if kind == "rpgan":
+        return F.softplus(f - r) + drift, None
+    raise AssertionError(kind)
+
+
+def _g_terms(kind, f, r):
+    if kind == "logistic":
+        return _bce(f, 1.0), None
+    if kind == "minimax":
+        return -_bce(f, 0.0), None
+    if kind in ("hinge", "wasserstein"):
+        return -f, None
+    if kind == "least_squares":
+        return 0.5 * F.mse_loss(f, torch.full_like(f, LS_TARGET), reduction="none"), None
+    if kind == "relativistic":
+        return _bce(f - r.mean(), 1.0), _bce(r - f.mean(), 0.0)
+    if kind == "rpgan":
+        return F.softplus(r - f), None
+    raise AssertionError(kind)
+
+
+def _reduce(t, reduction):
+    return {"mean": t.mean, "sum": t.sum}[reduction]() if reduction != "none" else t
+
+
+def _check_against_formula(got, inputs, terms_fn, reduction, dtype, what):
+    """got: the library's loss of ``inputs`` (input dtype, requires_grad); terms_fn: the float64
+    formula's per-element terms. Compares the loss and d loss / d inputs for an upstream gradient."""
+    xs = [x.detach().double().requires_grad_() for x in inputs]
+    terms = [t for t in terms_fn(*xs) if t is not None]
+    want = sum(_reduce(t, reduction) for t in terms)
+    # the rounding error of a sum lives on the scale of its terms, not of the (cancelling) result
+    scale = float(sum(_reduce(t.detach().abs(), reduction).max() for t in terms))
+    assert got.dtype == (torch.float64 if dtype == torch.float64 else torch.float32), f"{what}: loss dtype {got.dtype}"
+    # the loss is computed (and returned) in float32 from the rounded inputs, whatever their dtype
+    assert_close(got.double(), want.detach(), got.dtype, f"{what} value", scale=scale)
+    go = torch.rand_like(want) + 0.5
+    got.backward(go.to(got.dtype))
+    for i, (x, x64) in enumerate(zip(inputs, xs)):
+        (g64,) = torch.autograd.grad(want, x64, go, retain_graph=True, allow_unused=True)
+        if g64 is None:
+            assert x.grad is None or not x.grad.any(), f"{what}: gradient for an unused input {i}"
+            continue
+        assert x.grad is not None and x.grad.dtype == dtype, f"{what}: gradient {i} missing or of the wrong dtype"
+        assert_close(x.grad.double(), g64, dtype, f"{what} d/d input {i}")
+
+
+def _loss_inputs(n, m, dtype):
+    r = (torch.randn(n, dtype=torch.float64) * 2).to(dtype).requires_grad_()
+    f = (torch.randn(m, dtype=torch.float64) * 2).to(dtype).requires_grad_()
+    return r, f
+
+
+@pytest.mark.parametrize(*matrix({
+    "kind": [(k, k) for k in D_LOSS_KINDS], "reduction": [(r, r) for r in ("mean", "sum", "none")],
+    "size": SIZES, "dtype": VEC_DTYPES, "backend": [(b, b) for b in BACKENDS],
+}, lambda kind, reduction, size, dtype, backend: _runs(backend, dtype, "split" if size > 100 else "small")))
+def test_d_loss_every_kind_matches_formula(kind, reduction, size, dtype, backend):
+    unequal = reduction != "none" and kind not in PAIRED_KINDS
+    r, f = _loss_inputs(size, size + 19 if unequal else size, dtype)
+    got = gk.d_loss(r, f, kind, reduction=reduction, real_label=REAL_LABEL, drift=DRIFT, ls_targets=LS_TARGETS,
+                    backend=backend)
+    _check_against_formula(got, [r, f], lambda a, b: _d_terms(kind, a, b), reduction, dtype, f"d_loss {kind}")
+
+
+@pytest.mark.parametrize(*matrix({
+    "kind": [(k, k) for k in G_LOSS_KINDS], "reduction": [(r, r) for r in ("mean", "sum", "none")],
+    "size": SIZES, "dtype": VEC_DTYPES, "backend": [(b, b) for b in BACKENDS],
+}, lambda kind, reduction, size, dtype, backend: _runs(backend, dtype, "split" if size > 100 else "small")))
+def test_g_loss_every_kind_matches_formula(kind, reduction, size, dtype, backend):
+    unequal = reduction != "none" and kind not in PAIRED_KINDS
+    f, r = _loss_inputs(size, size + 19 if unequal else size, dtype)
+    got = gk.g_loss(f, kind, real_logits=r, reduction=reduction, ls_target=LS_TARGET, backend=backend)
+    _check_against_formula(got, [f, r], lambda a, b: _g_terms(kind, a, b), reduction, dtype, f"g_loss {kind}")
+
+
+GP_FORMULA_SHAPES = [("small", (6, 3, 4, 5)), ("split", (3, 2, 129, 129))]  # 2 chunks of 16384 + 514
+GP_CENTER, GP_WEIGHT = 0.7, 2.5
+
+
+@pytest.mark.parametrize(*matrix({
+    "kind": [(k, k) for k in ("wgan-gp", "wgan-lp", "r1")], "reduction": [(r, r) for r in ("mean", "sum", "none")],
+    "shape": GP_FORMULA_SHAPES, "dtype": VEC_DTYPES, "backend": [(b, b) for b in BACKENDS],
+}, lambda kind, reduction, shape, dtype, backend: _runs(backend, dtype, "split" if shape[0] == 3 else "small")))
+def test_grad_penalty_every_kind_matches_vector_norm(kind, reduction, shape, dtype, backend):
+    g = with_norms(shape, straddling_norms(shape[0], GP_CENTER), dtype).requires_grad_()
+    got = gk.grad_penalty(g, kind, center=GP_CENTER, weight=GP_WEIGHT, reduction=reduction, backend=backend)
+
+    def terms(x):
+        n = torch.linalg.vector_norm(x.flatten(1), dim=1)
+        if kind == "wgan-gp":
+            p = (n - GP_CENTER) ** 2
+        elif kind == "wgan-lp":
+            p = torch.clamp(n - GP_CENTER, min=0) ** 2
+        else:
+            p = n**2
+        return (GP_WEIGHT * p,)
+
+    _check_against_formula(got, [g], terms, reduction, dtype, f"grad_penalty {kind}")
+
+
+@pytest.mark.parametrize(*matrix({
+    "shape": [("small", (3, 4, 5)), ("split", (3, 5, 67, 71))], "dtype": VEC_DTYPES, "backend": [(b, b) for b in BACKENDS],
+}, lambda shape, dtype, backend: _runs(backend, dtype, "split" if len(shape) == 4 else "small")))
+def test_interpolate_matches_formula(shape, dtype, backend):
+    real = torch.randn(shape, dtype=torch.float64).to(dtype).requires_grad_()
+    fake = torch.randn(shape, dtype=torch.float64).to(dtype).requires_grad_()
+    alpha = torch.rand(shape[0], dtype=torch.float64)
+    got = gk.interpolate(real, fake, alpha.to(torch.float64 if dtype == torch.float64 else torch.float32), backend=backend)
+    a = alpha.reshape((-1,) + (1,) * (len(shape) - 1))
+    want = a * real.detach().double() + (1 - a) * fake.detach().double()
+    assert got.dtype == dtype
+    assert_close(got.double(), want, dtype, "interpolate")
+    go = torch.randn(shape, dtype=torch.float64).to(dtype)
+    got.backward(go)
+    assert_close(real.grad.double(), a * go.double(), dtype, "d/d real")
+    assert_close(fake.grad.double(), (1 - a) * go.double(), dtype, "d/d fake")
