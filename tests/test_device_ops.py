@@ -90,11 +90,13 @@ def _in_layout(x, layout):
     """x's values in ``layout``: contiguous; channels_last (4-D); batch_inner (the batch is not the
     outermost dimension: not batch-major); sliced (every other element of the last dimension: not
     dense); offset (dense and batch-major, but one element into its storage: not 16-byte aligned,
-    which sends the CUDA kernels down their scalar paths)."""
+    which sends the CUDA kernels down their scalar paths); expanded (x's first value only)."""
     if layout == "contiguous":
         return x
     if layout == "channels_last":
         return x.contiguous(memory_format=torch.channels_last)
+    if layout == "expanded":  # one value, every stride 0: what autograd sends for out.sum()
+        return x.flatten()[0].expand(x.shape)
     shape = tuple(x.shape)
     if layout == "batch_inner":
         out = x.new_empty((shape[1], shape[0]) + shape[2:]).transpose(0, 1)
@@ -206,11 +208,15 @@ def _one_program_max(t: Target) -> int:
 
 
 def _loss_shapes(t: Target):
-    """(real shape, fake shape): one logit; a PatchGAN map; unequal batches; both past the one-block
-    limit, neither a multiple of a tile (the tensors run out in different blocks)."""
+    """(real shape, fake shape, real layout, fake layout): one logit; a PatchGAN map; two
+    non-contiguous ones; unequal batches; both past the one-block limit, neither a multiple of a
+    tile (the tensors run out in different blocks)."""
     n = _one_program_max(t)
     big = ((n + 37,), (n + 5,)) if t.interpreted else ((n + 301,), (n + 45,))
-    return [((1,), (1,)), ((3, 1, 5, 7), (3, 1, 5, 7)), ((37,), (13, 1)), big]
+    plain = "contiguous", "contiguous"
+    return [((1,), (1,), *plain), ((3, 1, 5, 7), (3, 1, 5, 7), *plain),
+            ((4, 6), (4, 6), "batch_inner", "sliced"), ((3, 1, 5, 7), (3, 1, 5, 7), "offset", "sliced"),
+            ((37,), (13, 1), *plain), (*big, *plain)]
 
 
 def _untie(r, f):
@@ -229,12 +235,12 @@ def test_loss_forward(target, dtype, case, reduction):
     ops = _ops(target)
     lc = _loss_case(case)
     tol = F64 if dtype == F64 else F32  # outputs are acc: exact inputs, acc arithmetic
-    for rs, fs in _loss_shapes(target):
+    for rs, fs, r_layout, f_layout in _loss_shapes(target):
         fs = rs if lc.same_shapes(reduction) else fs
-        real = _rand(target, rs, dtype, scale=2.0) if lc.uses_real else None
-        fake = _untie(real, _rand(target, fs, dtype, scale=2.0))
+        real = _rand(target, rs, dtype, 2.0, r_layout) if lc.uses_real else None
+        fake = _in_layout(_untie(real, _rand(target, fs, dtype, 2.0)), f_layout)
         args = (real, fake, *lc.spec, R[reduction], True)
-        what = f"{case}/{reduction} {rs} {fs}"
+        what = f"{case}/{reduction} {rs} {r_layout}, {fs} {f_layout}"
         _poison(target)
         loss, g_real, g_fake = ops.loss_forward(*args)
         _same_meta((loss, g_real, g_fake), _fake.loss_forward(*args), what)
@@ -310,7 +316,7 @@ def test_triton_large_losses_take_the_grid_path(target, monkeypatch):
     calls = []
     grid = losses._launch_loss_grid
     monkeypatch.setattr(losses, "_launch_loss_grid", lambda *a: calls.append(a[1]) or grid(*a))
-    rs, fs = _loss_shapes(target)[-1]
+    rs, fs, _, _ = _loss_shapes(target)[-1]
     for case in ("d-logistic", "d-relativistic", "d-rpgan"):
         lc = _loss_case(case)
         r = _rand(target, rs, F32, 2.0)
@@ -435,7 +441,7 @@ def test_interpolate_forward(target, dtype, layout):
                 torch.testing.assert_close(out, expected, rtol=0, atol=0, msg=lambda m: f"{what}: {m}")
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", LAYOUTS + ("expanded",))
 @pytest.mark.parametrize("target,dtype", TD)
 def test_interpolate_backward(target, dtype, layout):
     ops = _ops(target)
