@@ -70,7 +70,10 @@ if ! GAN_KERNELS_CUDA=1 timeout "$(left)" $PY setup.py build_ext --inplace > "$L
 fi
 $PY -c "import gan_kernels as gk; print('available back ends:', gk.available_backends())" >> "$L/summary.txt" 2>&1
 
-run_tests tests/test_cuda_build.py tests/test_backends.py -k cuda-cuda
+# The contract suites name each test's back end and device in its id ("cuda-cuda", "triton-cuda").
+CONTRACT="tests/test_device_ops.py tests/test_cuda_graphs.py tests/test_backends.py"
+# shellcheck disable=SC2086
+run_tests $CONTRACT -k cuda-cuda
 
 if [ "$(left)" -gt 60 ]; then
   step "speed targets (bench/targets.py)"
@@ -95,9 +98,9 @@ if [ "$(left)" -gt 30 ] && command -v compute-sanitizer >/dev/null 2>&1; then
   tail -3 "$L/sanitize.log" >> "$L/summary.txt"
 fi
 
-# test_triton_ops.py is GPU-marked as a whole on a CUDA machine; its ids do not say "triton-cuda".
-run_sharded tests/test_triton_ops.py tests/test_backends.py -k "triton-cuda or test_triton_ops"
-run_tests tests --ignore=tests/test_backends.py --ignore=tests/test_triton_ops.py --ignore=tests/test_cuda_build.py
+# shellcheck disable=SC2086
+run_sharded $CONTRACT -k triton-cuda
+run_tests tests --ignore=tests/test_backends.py --ignore=tests/test_device_ops.py --ignore=tests/test_cuda_graphs.py
 
 if [ "$(left)" -gt 150 ]; then
   step "Triton loss launch configurations (bench/triton_tune.py --only losses)"

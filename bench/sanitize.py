@@ -2,8 +2,9 @@
 
     compute-sanitizer --tool memcheck --error-exitcode 3 python bench/sanitize.py
 
-Covers each kernel's vector path and scalar path (misaligned input, D not a multiple of the
-vector width), a multi-chunk penalty, and every dtype. Exits 0 when every call ran and the
+Covers every loss kind and reduction on the one-block and the multi-block path, each kernel's
+vector path and scalar path (misaligned input, D not a multiple of the vector width), a
+multi-chunk penalty, and every dtype. Exits 0 when every call ran and the
 device synchronised cleanly, 1 otherwise (memcheck's own exit code reports memory errors).
 """
 
@@ -19,9 +20,9 @@ def main() -> int:
         print("sanitize.py: no CUDA device", file=sys.stderr)
         return 1
     import gan_kernels  # noqa: F401  (loads gan_kernels._C)
-    from gan_kernels import _cpp
+    from gan_kernels import _cpp, _kinds
 
-    missing = [op for op in _cpp.OP_NAMES if not _cpp.has_kernel(op, "CUDA")]
+    missing = [op for op in _cpp.DEVICE_OPS if not _cpp.has_kernel(op, "CUDA")]
     if missing:
         print(f"sanitize.py: no CUDA kernel for {missing} ({_cpp.LOAD_ERROR or 'built without CUDA'})", file=sys.stderr)
         return 1
@@ -31,21 +32,21 @@ def main() -> int:
     calls = 0
     for dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
         acc = torch.float64 if dtype == torch.float64 else torch.float32
-        # losses: every d kind and g kind, every reduction
-        r = torch.randn(7, 1, 3, 3, device=dev, dtype=dtype)
-        f = torch.randn(7, 1, 3, 3, device=dev, dtype=dtype)
-        for kind in range(6):
-            for red in range(3):
-                loss, gr, gf = ops.d_loss_forward(r, f, kind, red, 1.0, 0.01, 0.0, 1.0, True)
-                calls += 1
-                if gr.numel():
-                    go = torch.ones((), device=dev, dtype=acc) if red else torch.ones_like(loss)
-                    ops.loss_backward(go, gr, gf, dtype, dtype)
+        # losses: every d kind and g kind, every reduction, one block and (past 8192 logits) the
+        # multi-block path
+        specs = [_kinds.d_loss_spec(kind, 1.0, 0.01, 0.0, 1.0) for kind in _kinds.D_LOSS_KINDS]
+        specs += [_kinds.g_loss_spec(kind, 1.0) for kind in _kinds.G_LOSS_KINDS]
+        for shape in ((7, 1, 3, 3), (9001,)):
+            r = torch.randn(shape, device=dev, dtype=dtype)
+            f = torch.randn(shape, device=dev, dtype=dtype)
+            for spec in specs:
+                for red in range(3):
+                    loss, gr, gf = ops.loss_forward(r if spec.uses_real else None, f, *spec.args(), red, True)
                     calls += 1
-        for kind in range(7):
-            for red in range(3):
-                ops.g_loss_forward(f, r if kind in (5, 6) else None, kind, red, 1.0, True)
-                calls += 1
+                    if gf.numel():
+                        go = torch.ones((), device=dev, dtype=acc) if red else torch.ones_like(loss)
+                        ops.loss_backward(go, gr, gf, dtype, dtype)
+                        calls += 1
         # elementwise ops: aligned (vector path, straddling samples) and offset by one element
         # (scalar path), D = 3 * 17 * 19 = 969
         base = torch.randn(3 * 969 + 1, device=dev, dtype=dtype)

@@ -151,38 +151,34 @@ def cases(full: bool = False) -> Dict[str, Callable[[], object]]:
     def logits(n, dtype=torch.float32):
         return torch.randn(n, dtype=dtype)
 
+    def d_loss(kind, red="mean", drift=0.01):
+        spec, r_ = _kinds.d_loss_args(kind, 1.0, drift, 0.0, 1.0), _kinds.REDUCTIONS[red]
+        return lambda r, f: ops.loss_forward(r, f, *spec, r_, True)
+
     d_kinds = list(_kinds.D_LOSS_KINDS) if full else ["logistic", "hinge", "relativistic", "rpgan"]
     reductions = list(_kinds.REDUCTIONS) if full else ["mean"]
     for kind in d_kinds:
-        code = _kinds.D_LOSS_KINDS[kind]
         for red in reductions:
             for n in (small, large):
                 r, f = logits(n), logits(n)
-                out[f"d_loss {kind} {red} n={n}"] = (
-                    lambda r=r, f=f, code=code, red=_kinds.REDUCTIONS[red]:
-                    ops.d_loss_forward(r, f, code, red, 1.0, 0.01, 0.0, 1.0, True))
+                out[f"d_loss {kind} {red} n={n}"] = lambda r=r, f=f, fn=d_loss(kind, red): fn(r, f)
     for red in ("none", "sum"):  # the other reductions, both paths, one kind
         for n in (small, large):
             r, f = logits(n), logits(n)
-            out[f"d_loss least_squares {red} n={n}"] = (
-                lambda r=r, f=f, red=_kinds.REDUCTIONS[red]:
-                ops.d_loss_forward(r, f, _kinds.D_LOSS_KINDS["least_squares"], red, 1.0, 0.0, 0.0, 1.0, True))
+            out[f"d_loss least_squares {red} n={n}"] = lambda r=r, f=f, fn=d_loss("least_squares", red, 0.0): fn(r, f)
     r, f = logits(large), logits(large)
-    out["d_loss relativistic none (no grads) n=70000"] = lambda: ops.d_loss_forward(
-        r, f, _kinds.D_LOSS_KINDS["relativistic"], _kinds.REDUCTIONS["none"], 1.0, 0.0, 0.0, 1.0, True)
+    out["d_loss relativistic none (no grads) n=70000"] = lambda fn=d_loss("relativistic", "none", 0.0): fn(r, f)
     g_kinds = list(_kinds.G_LOSS_KINDS) if full else ["logistic", "minimax", "relativistic"]
     for kind in g_kinds:
-        code = _kinds.G_LOSS_KINDS[kind]
-        needs_real = kind in _kinds.PAIRED_KINDS or kind in _kinds.RELATIVISTIC_KINDS
+        spec = _kinds.g_loss_spec(kind, 1.0)
         for n in (small, large):
-            f, r = logits(n), (logits(n) if needs_real else None)
-            out[f"g_loss {kind} n={n}"] = lambda f=f, r=r, code=code: ops.g_loss_forward(f, r, code, 1, 1.0, True)
+            f, r = logits(n), (logits(n) if spec.uses_real else None)
+            out[f"g_loss {kind} n={n}"] = lambda f=f, r=r, args=spec.args(): ops.loss_forward(r, f, *args, 1, True)
     for dtype in (torch.float16, torch.bfloat16, torch.float64):
         r, f = logits(small, dtype), logits(small, dtype)
-        out[f"d_loss logistic {dtype} n={small}"] = lambda r=r, f=f: ops.d_loss_forward(r, f, 0, 1, 1.0, 0.0, 0.0, 1.0, True)
+        out[f"d_loss logistic {dtype} n={small}"] = lambda r=r, f=f, fn=d_loss("logistic", drift=0.0): fn(r, f)
         r, f = logits(large, dtype), logits(large, dtype)
-        out[f"d_loss relativistic {dtype} n={large}"] = (
-            lambda r=r, f=f: ops.d_loss_forward(r, f, _kinds.D_LOSS_KINDS["relativistic"], 1, 1.0, 0.0, 0.0, 1.0, True))
+        out[f"d_loss relativistic {dtype} n={large}"] = lambda r=r, f=f, fn=d_loss("relativistic", drift=0.0): fn(r, f)
 
     for dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
         acc = torch.float64 if dtype == torch.float64 else torch.float32

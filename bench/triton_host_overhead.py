@@ -64,7 +64,7 @@ def main() -> None:
     args = p.parse_args()
     launches = _install()
     import gan_kernels.triton as gt
-    from gan_kernels import _autograd
+    from gan_kernels import _autograd, _kinds, reference
     from gan_kernels.triton import _utils, grad_penalty, losses
 
     raw = gt.REGISTERED_OPS
@@ -75,11 +75,13 @@ def main() -> None:
     gd = g.detach()
     one = torch.ones(())
     _, norms = gt.OPS.grad_penalty_forward(gd, 0, 1.0, 10.0, 1, 1.0, None)
-    lf, gr, gf = gt.OPS.d_loss_forward(rd, fd, 0, 1, 1.0, 0.0, 0.0, 1.0, True)
+    spec = _kinds.d_loss_args("logistic", 1.0, 0.0, 0.0, 1.0)
+    mean = _kinds.REDUCTIONS["mean"]
+    lf, gr, gf = gt.OPS.loss_forward(rd, fd, *spec, mean, True)
     # The same Functions over the registered ops themselves: what every call paid before the direct path.
     via_ops = _autograd.make_functions(raw, "via_ops")
 
-    _, consts, flags = losses._launch_args(losses._kinds.d_loss_spec("logistic", 1.0, 0.0, 0.0, 1.0), True, 1, True,
+    _, consts, flags = losses._launch_args(_kinds.d_loss_spec("logistic", 1.0, 0.0, 0.0, 1.0), True, mean, True,
                                            torch.float32)
     block, warps = _utils.loss_config(256, rd.device)
 
@@ -98,16 +100,19 @@ def main() -> None:
             KIND=0, REDUCTION=1, HAS_IST=False, ACC=acc, ROWS=rows_gp, BLOCK_D=block_d,
             num_warps=warps_gp)
 
+    def d_formula(a, b):  # what a second-order backward would differentiate (never runs here)
+        return reference.d_loss(a, b, "logistic")
+
     def d_api(fns):
-        return lambda: torch.autograd.grad(fns.DLoss.apply(r, f, "logistic", "mean", 1.0, 0.0, 0.0, 1.0, True), (r, f))
+        return lambda: torch.autograd.grad(fns.Loss.apply(r, f, spec, mean, True, d_formula), (r, f))
 
     def gp_api(fns):
         return lambda: torch.autograd.grad(fns.GradPenalty.apply(g, "wgan-gp", 1.0, 10.0, "mean", 1.0, None), g)
 
     rows = {
-        "d_loss_forward logistic B=256": {
-            "dispatcher": lambda: raw.d_loss_forward(rd, fd, 0, 1, 1.0, 0.0, 0.0, 1.0, True),
-            "direct": lambda: gt.OPS.d_loss_forward(rd, fd, 0, 1, 1.0, 0.0, 0.0, 1.0, True),
+        "loss_forward logistic B=256": {
+            "dispatcher": lambda: raw.loss_forward(rd, fd, *spec, mean, True),
+            "direct": lambda: gt.OPS.loss_forward(rd, fd, *spec, mean, True),
             "launch only": loss_launch,
         },
         "loss_backward B=256": {

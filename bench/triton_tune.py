@@ -67,9 +67,8 @@ def _loss_cases():
         r = torch.randn(n, device=dev)
         f = torch.randn(n, device=dev)
         for kind in ("logistic", "relativistic"):
-            k = _kinds.D_LOSS_KINDS[kind]
-            yield f"d_loss {kind} n={n}", 4 * 4 * n, lambda r=r, f=f, k=k: OPS.d_loss_forward(
-                r, f, k, 1, 1.0, 0.0, 0.0, 1.0, True)
+            spec = _kinds.d_loss_args(kind, 1.0, 0.0, 0.0, 1.0)
+            yield f"d_loss {kind} n={n}", 4 * 4 * n, lambda r=r, f=f, spec=spec: OPS.loss_forward(r, f, *spec, 1, True)
 
 
 def _loss_grid_cases():
@@ -78,23 +77,23 @@ def _loss_grid_cases():
         r = torch.randn(n, device=dev)
         f = torch.randn(n, device=dev)
         for kind in ("hinge", "logistic", "relativistic"):
-            k = _kinds.D_LOSS_KINDS[kind]
+            spec = _kinds.d_loss_args(kind, 1.0, 0.0, 0.0, 1.0)
             # reads r, f; writes both gradients (fp32): 16 bytes per logit pair
-            yield f"d_loss {kind} n={n}", 16 * n, lambda r=r, f=f, k=k: OPS.d_loss_forward(
-                r, f, k, 1, 1.0, 0.0, 0.0, 1.0, True)
+            yield f"d_loss {kind} n={n}", 16 * n, lambda r=r, f=f, spec=spec: OPS.loss_forward(r, f, *spec, 1, True)
 
 
 def _loss_crossover():
     """One program vs the grid path around the switch-over size."""
     print("d_loss logistic forward: one program vs grid (us) | n = " + " ".join(str(n) for n in (2048, 4096, 8192, 16384, 32768)))
     saved = _utils.LOSS_ONE_PROGRAM_MAX
+    logistic = _kinds.d_loss_args("logistic", 1.0, 0.0, 0.0, 1.0)
     rows = {}
     for label, limit in (("one program", 1 << 40), ("grid", 0)):
         _utils.LOSS_ONE_PROGRAM_MAX = limit
         cells = []
         for n in (2048, 4096, 8192, 16384, 32768):
             r, f = torch.randn(n, device="cuda"), torch.randn(n, device="cuda")
-            cells.append(f"{_bench(lambda r=r, f=f: OPS.d_loss_forward(r, f, 0, 1, 1.0, 0.0, 0.0, 1.0, True)):7.1f}")
+            cells.append(f"{_bench(lambda r=r, f=f: OPS.loss_forward(r, f, *logistic, 1, True)):7.1f}")
         rows[label] = cells
     _utils.LOSS_ONE_PROGRAM_MAX = saved
     for label, cells in rows.items():

@@ -727,7 +727,7 @@ def test_triton_host_overhead_script_counts_launches():
     assert rows[("d_loss logistic B=256 fwd+bwd", "direct")][1] == 2
     assert rows[("d_loss logistic B=256 fwd+bwd", "dispatcher")][1] == 2
     assert rows[("grad_penalty wgan-gp 64x3x64x64 fwd+bwd", "direct")][1] == 3
-    assert rows[("d_loss_forward logistic B=256", "launch only")][1] == 1
+    assert rows[("loss_forward logistic B=256", "launch only")][1] == 1
 
 
 def test_host_profile_dispatcher_variant_swaps_and_restores_the_triton_ops():

@@ -3,8 +3,8 @@
 ``gan_kernels.triton.OPS`` runs an op's Python implementation without the custom-op dispatch when
 nothing needs to see the op (``_plain_eager``); fake tensors, dispatch and function modes,
 tensor subclasses and the profiler take the registered op. These tests check both directions and
-that the two paths give the same bits. (torch.compile with fullgraph goes through the registered
-op too: tests/test_opcheck.py compiles the Triton back end.)
+that the two paths give the same bits, and that torch.compile (fullgraph) traces the registered
+ops and, with Inductor, gives eager's values.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import gan_kernels as gk
+from gan_kernels import _kinds
 from gan_kernels.bench.timing import DispatchCounter
 
 from ._helpers import backend_runs_on
@@ -32,24 +33,28 @@ def _logits(n=37):
     return torch.randn(n, device=DEVICE) * 2
 
 
+MEAN, SUM = _kinds.REDUCTIONS["mean"], _kinds.REDUCTIONS["sum"]
+LOGISTIC = _kinds.d_loss_args("logistic", 1.0, 0.0, 0.0, 1.0)
+
+
 def test_plain_eager_call_runs_the_implementation_directly(monkeypatch):
     calls = []
-    impl = gt.IMPLS["d_loss_forward"]
-    monkeypatch.setitem(gt.IMPLS, "d_loss_forward", lambda *a: calls.append(1) or impl(*a))
-    op = gt._direct("d_loss_forward")  # binds the patched implementation
+    impl = gt.IMPLS["loss_forward"]
+    monkeypatch.setitem(gt.IMPLS, "loss_forward", lambda *a: calls.append(1) or impl(*a))
+    op = gt._direct("loss_forward")  # binds the patched implementation
     r, f = _logits(), _logits()
-    op(r, f, 0, 1, 1.0, 0.0, 0.0, 1.0, True)
+    op(r, f, *LOGISTIC, MEAN, True)
     assert calls == [1]
     with DispatchCounter() as seen:  # a dispatch mode must see the op: the registered one runs, not impl
-        op(r, f, 0, 1, 1.0, 0.0, 0.0, 1.0, True)
+        op(r, f, *LOGISTIC, MEAN, True)
     assert calls == [1]
-    assert seen.by_op.get("gan_kernels_triton.d_loss_forward") == 1, seen.by_op
+    assert seen.by_op.get("gan_kernels_triton.loss_forward") == 1, seen.by_op
 
 
 @pytest.mark.parametrize("context", ["fake tensors", "function mode", "subclass", "profiler"])
 def test_calls_that_must_see_the_op_take_the_registered_op(context):
     r, f = _logits(), _logits()
-    args = (r, f, 0, 1, 1.0, 0.0, 0.0, 1.0, True)
+    args = (r, f, *LOGISTIC, MEAN, True)
     if context == "fake tensors":
         with FakeTensorMode(allow_non_fake_inputs=False) as mode:
             fr, ff = mode.from_tensor(r), mode.from_tensor(f)
@@ -66,26 +71,26 @@ def test_calls_that_must_see_the_op_take_the_registered_op(context):
             assert not gt._plain_eager(args)
             gk.d_loss(r.requires_grad_(), f, "hinge", backend="triton").backward()
         names = {e.key for e in prof.key_averages()}
-        assert "gan_kernels_triton::d_loss_forward" in names and "gan_kernels_triton::loss_backward" in names, names
+        assert "gan_kernels_triton::loss_forward" in names and "gan_kernels_triton::loss_backward" in names, names
     assert gt._plain_eager(args)  # and back to the direct path afterwards
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "strided"])
-@pytest.mark.parametrize("name", ["d_loss_forward", "g_loss_forward", "interpolate_forward", "grad_penalty_forward"])
+@pytest.mark.parametrize("name", ["d_loss", "g_loss", "interpolate_forward", "grad_penalty_forward"])
 def test_direct_and_registered_paths_give_the_same_bits(name, layout):
     r, f = _logits(), _logits()
     g = torch.randn(5, 3, 7, 9, device=DEVICE)
     if layout == "strided":  # every-other logit; a channels_last and a permuted gradient
         r, f = _logits(74)[::2], _logits(74)[1::2]
         g = g.contiguous(memory_format=torch.channels_last) if name == "grad_penalty_forward" else g.transpose(2, 3)
-    args = {
-        "d_loss_forward": (r, f, 4, 1, 1.0, 0.01, 0.0, 1.0, True),  # relativistic, mean, drift
-        "g_loss_forward": (f, r, 6, 2, 1.0, True),  # rpgan, sum
-        "interpolate_forward": (g, g.flip(0), torch.rand(5, device=DEVICE)),
-        "grad_penalty_forward": (g / 10, 0, 1.0, 10.0, 1, 1.0, None),
+    op, args = {
+        "d_loss": ("loss_forward", (r, f, *_kinds.d_loss_args("relativistic", 1.0, 0.01, 0.0, 1.0), MEAN, True)),
+        "g_loss": ("loss_forward", (r, f, *_kinds.g_loss_args("rpgan", 1.0), SUM, True)),
+        "interpolate_forward": ("interpolate_forward", (g, g.flip(0), torch.rand(5, device=DEVICE))),
+        "grad_penalty_forward": ("grad_penalty_forward", (g / 10, 0, 1.0, 10.0, MEAN, 1.0, None)),
     }[name]
-    direct = getattr(gt.OPS, name)(*args)
-    registered = getattr(torch.ops.gan_kernels_triton, name)(*args)
+    direct = getattr(gt.OPS, op)(*args)
+    registered = getattr(torch.ops.gan_kernels_triton, op)(*args)
     direct = direct if isinstance(direct, tuple) else (direct,)
     registered = registered if isinstance(registered, tuple) else (registered,)
     assert len(direct) == len(registered)
@@ -112,4 +117,24 @@ def test_torch_compile_traces_the_registered_ops():
     r, f = _logits().requires_grad_(), _logits()
     out = torch.compile(step, backend=record, fullgraph=True)(r, f)
     torch.testing.assert_close(out, step(r, f))
-    assert any(t.startswith("gan_kernels_triton.d_loss_forward") for t in targets), targets
+    assert any(t.startswith("gan_kernels_triton.loss_forward") for t in targets), targets
+
+
+def test_torch_compile_fullgraph_with_inductor():
+    """The whole step compiled by Inductor (fullgraph: no graph break) equals eager, values and grads."""
+    torch._dynamo.reset()
+
+    def step(r, f, g):
+        return gk.d_loss(r, f, "hinge", backend="triton") + gk.grad_penalty(g, "wgan-gp", backend="triton")
+
+    compiled = torch.compile(step, fullgraph=True)
+    ins = [_logits(8), _logits(8), torch.randn(4, 3, 5, device=DEVICE) * 0.3]
+    a = [x.clone().requires_grad_() for x in ins]
+    b = [x.clone().requires_grad_() for x in ins]
+    out_c, out_e = compiled(*a), step(*b)
+    torch.testing.assert_close(out_c, out_e)
+    out_c.backward()
+    out_e.backward()
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x.grad, y.grad)
+    torch._dynamo.reset()
