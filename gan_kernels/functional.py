@@ -164,6 +164,7 @@ def g_loss(
     elif real_logits is not None:
         # Accepted (so a training loop can always pass it) but unused by this kind.
         _checks.batch(real_logits, "real_logits")
+        _checks.same_device(real_logits, "real_logits", fake_logits, "fake_logits")
     return _resolve("g_loss", backend, dev)(fake_logits, kind, r, reduction, ls_target)
 
 
@@ -434,6 +435,7 @@ def r1_penalty(
     _check_backend(backend)
     _checks.batch(real_logits, "real_logits")
     _checks.batch(real, "real")
+    _checks.same_device(real_logits, "real_logits", real, "real")
     _need_grad_mode("r1_penalty")
     if not real.requires_grad or not real_logits.requires_grad:
         raise ValueError(

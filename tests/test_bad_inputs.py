@@ -79,10 +79,7 @@ CASES = [
     # ------------------------------------------------------------------ g_loss
     ("g_loss-device", lambda b: gk.g_loss(c(4), "relativistic", real_logits=m(4), backend=b), ValueError, BOTH_DEVICES),
     ("g_loss-device-rpgan", lambda b: gk.g_loss(m(4), "rpgan", real_logits=c(4), backend=b), ValueError, BOTH_DEVICES),
-    pytest.param(
-        "g_loss-device-unused-real", lambda b: gk.g_loss(c(4), "logistic", real_logits=m(4), backend=b), ValueError, BOTH_DEVICES,
-        marks=pytest.mark.xfail(strict=True, reason="g_loss checks an unused real_logits' type but not its device"),
-    ),
+    ("g_loss-device-unused-real", lambda b: gk.g_loss(c(4), "logistic", real_logits=m(4), backend=b), ValueError, BOTH_DEVICES),
     ("g_loss-int", lambda b: gk.g_loss(torch.arange(4), backend=b), TypeError, r"fake_logits.*int64"),
     ("g_loss-int-real", lambda b: gk.g_loss(c(4), "rpgan", real_logits=torch.arange(4), backend=b), TypeError, r"real_logits.*int64"),
     ("g_loss-empty", lambda b: gk.g_loss(c(0, 3), backend=b), ValueError, r"fake_logits is empty"),
@@ -137,10 +134,7 @@ CASES = [
     ("gradient_penalty-critic-output", lambda b: gk.gradient_penalty(lambda x: x.sum().item(), c(2, 3), c(2, 3), backend=b), TypeError, r"critic must return a tensor"),
     ("gradient_penalty-weight", lambda b: gk.gradient_penalty(_critic(), c(2, 3), c(2, 3), weight=[10.0], backend=b), TypeError, r"weight must be a real number"),
     # ------------------------------------------------------------------ r1_penalty
-    pytest.param(
-        "r1_penalty-device", lambda b: gk.r1_penalty(*_r1_inputs("meta"), backend=b), ValueError, BOTH_DEVICES,
-        marks=pytest.mark.xfail(strict=True, reason="r1_penalty does not check that real_logits and real share a device"),
-    ),
+    ("r1_penalty-device", lambda b: gk.r1_penalty(*_r1_inputs("meta"), backend=b), ValueError, BOTH_DEVICES),
     ("r1_penalty-int", lambda b: gk.r1_penalty(c(2, 1), torch.arange(3), backend=b), TypeError, r"real must be a floating-point"),
     ("r1_penalty-int-logits", lambda b: gk.r1_penalty(torch.arange(2), c(2, 3), backend=b), TypeError, r"real_logits must be a floating-point"),
     ("r1_penalty-empty", lambda b: gk.r1_penalty(c(0, 1), c(0, 3), backend=b), ValueError, r"real_logits is empty"),
@@ -234,14 +228,6 @@ _XFAIL_RAW = pytest.mark.xfail(strict=True, reason="raw op device check")
 _SPEC = (0, 1, 1.0, 1.0, 1, 0.0, 1.0, 0.0)
 
 RAW_CASES = {
-    # current ops
-    "d_loss_forward": [
-        ("fake", lambda: _OPS.d_loss_forward(c(4), m(4), 0, 1, 1.0, 0.0, 0.0, 1.0, True)),
-        ("real", lambda: _OPS.d_loss_forward(m(4), c(4), 0, 1, 1.0, 0.0, 0.0, 1.0, True)),
-    ],
-    "g_loss_forward": [
-        ("real", lambda: _OPS.g_loss_forward(c(4), m(4), 5, 1, 1.0, True)),
-    ],
     "loss_backward": [
         ("saved_a", lambda: _OPS.loss_backward(c(()), m(4), c(4), torch.float32, torch.float32)),
         ("grad_out", lambda: _OPS.loss_backward(m(()), c(4), c(4), torch.float32, torch.float32)),
@@ -261,7 +247,7 @@ RAW_CASES = {
         ("grad_out", lambda: _OPS.grad_penalty_backward(m(()), c(2, 3), c(2), 0, 1.0, 1.0, 1, 1.0, None)),
         ("inv_scale_tensor", lambda: _OPS.grad_penalty_backward(c(()), c(2, 3), c(2), 0, 1.0, 1.0, 1, 1.0, m(()))),
     ],
-    # the data-driven loss ops and the differentiable ops with a C++ autograd node
+    # the loss device op (the kind as data) and the differentiable ops with a C++ autograd node
     "loss_forward": [
         ("fake", lambda: _OPS.loss_forward(c(4), m(4), *_SPEC, 1, True)),
         ("real", lambda: _OPS.loss_forward(m(4), c(4), *_SPEC, 1, True)),
@@ -278,11 +264,8 @@ RAW_CASES = {
         ("inv_scale_tensor", lambda: _OPS.grad_penalty(c(2, 3), 0, 1.0, 1.0, 1, 1.0, m(()))),
     ],
 }
-# Ops that compute on mismatched devices with this build; the C++ checks remove them from here.
-RAW_UNCHECKED = {
-    "d_loss_forward", "g_loss_forward", "loss_backward", "interpolate_forward", "interpolate_backward",
-    "grad_penalty_forward", "grad_penalty_backward",
-}
+# Ops that compute on mismatched devices with this build (none: every op checks its devices).
+RAW_UNCHECKED: set = set()
 
 
 def _has_op(name: str) -> bool:

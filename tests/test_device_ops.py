@@ -371,13 +371,7 @@ def _check_loss_backward(ops, t: Target, g, sa, sb, dt_a, dt_b, what):
             assert_close(out, (g * saved).to(dt), dt, f"{what}: {side}")
 
 
-_CPU_LB_STRIDES = pytest.mark.xfail(
-    strict=True, reason="csrc/cpu/losses.cpp loss_backward_cpu allocates its outputs contiguous (at::empty) "
-    "where the fake kernel, the CUDA and the Triton kernels give empty_like(saved)")
-
-
-@pytest.mark.parametrize("target", [pytest.param(*p.values, id=p.id, marks=[*p.marks, _CPU_LB_STRIDES])
-                                    if p.values[0] == Target("cpu", "cpu") else p for p in T])
+@pytest.mark.parametrize("target", T)
 def test_loss_backward_noncontiguous_saved(target):
     """Saved gradients that are not contiguous (the autograd callers never pass one): right values,
     outputs laid out like the saved tensors."""

@@ -1,4 +1,4 @@
-"""Every formula of DESIGN.md section 4 against an independent formulation or hand values.
+"""Every formula of docs/contract.md against an independent formulation or hand values.
 
 Run on every back end that works on CPU tensors here (the reference always; "cpu" when the
 extension is built; "triton" under the interpreter), so each is pinned to torch's own ops too.

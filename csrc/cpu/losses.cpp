@@ -249,8 +249,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward_cpu(
 
 // (grad_out * saved).to(dtype): one saved per-element gradient scaled by the upstream gradient.
 at::Tensor scaled_grad(const at::Tensor& grad_out, const at::Tensor& saved, at::ScalarType dtype) {
-  at::Tensor out = at::empty(saved.sizes(), saved.options().dtype(dtype));
+  // Laid out like saved (the fake kernel's empty_like); the loop below writes logical order, into
+  // a contiguous buffer first when saved is not contiguous (never the case from autograd).
+  at::Tensor out = at::empty_like(saved, saved.options().dtype(dtype));
   if (saved.numel() == 0) return out;
+  at::Tensor res = out.is_contiguous() ? out : at::empty(saved.sizes(), saved.options().dtype(dtype));
   const at::Tensor s = saved.contiguous();
   const at::ScalarType acc = s.scalar_type();
   TORCH_CHECK(acc == at::kFloat || acc == at::kDouble, "gan_kernels: saved gradients must be float32/64");
@@ -275,7 +278,7 @@ at::Tensor scaled_grad(const at::Tensor& grad_out, const at::Tensor& saved, at::
     }
     const A* gp = scalar ? nullptr : g.const_data_ptr<A>();
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "loss_backward_cpu", [&] {
-      scalar_t* op = out.data_ptr<scalar_t>();
+      scalar_t* op = res.data_ptr<scalar_t>();
       at::parallel_for(0, n, kStreamGrain, [&](int64_t lo, int64_t hi) {
         if (scalar) {
           for (int64_t i = lo; i < hi; ++i) op[i] = static_cast<scalar_t>(go * sp[i]);
@@ -285,6 +288,7 @@ at::Tensor scaled_grad(const at::Tensor& grad_out, const at::Tensor& saved, at::
       });
     });
   });
+  if (!res.is_same(out)) out.copy_(res);
   return out;
 }
 

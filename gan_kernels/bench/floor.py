@@ -33,27 +33,10 @@ def raw_ops(backend: str):
     return None
 
 
-def _flat_spec(spec) -> tuple:
-    """The 8 numbers of a loss spec (mode, real term type / target / coef, fake term ..., drift)."""
-    out = []
-    for v in spec:
-        out.extend(v if isinstance(v, tuple) else (v,))
-    return tuple(out)
-
-
 def _loss_forward(ops, op: str, kind: str, real: Optional[Tensor], fake: Tensor):
     """(loss, grad_real, grad_fake) of the raw loss op, default options, mean reduction."""
-    if hasattr(ops, "loss_forward"):  # one loss op, the kind given as data
-        if op == "d_loss":
-            spec = _flat_spec(_kinds.d_loss_spec(kind, 1.0, 0.0, 0.0, 1.0))
-        else:
-            spec = _flat_spec(_kinds.g_loss_spec(kind, 1.0))
-        return ops.loss_forward(real, fake, *spec, MEAN, True)
-    if op == "d_loss":
-        loss, g_real, g_fake = ops.d_loss_forward(real, fake, _kinds.D_LOSS_KINDS[kind], MEAN, 1.0, 0.0, 0.0, 1.0, True)
-    else:
-        loss, g_fake, g_real = ops.g_loss_forward(fake, real, _kinds.G_LOSS_KINDS[kind], MEAN, 1.0, True)
-    return loss, g_real, g_fake
+    args = _kinds.d_loss_args(kind, 1.0, 0.0, 0.0, 1.0) if op == "d_loss" else _kinds.g_loss_args(kind, 1.0)
+    return ops.loss_forward(real, fake, *args, MEAN, True)
 
 
 class _LossFloor(torch.autograd.Function):
