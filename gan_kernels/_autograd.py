@@ -158,7 +158,7 @@ def register_kernel_backend(name: str, ops: SimpleNamespace, fns: Optional[Simpl
         return fns.Loss.apply(real, fake, args, reductions[reduction], compute_grad, formula)
 
     def interpolate(real, fake, alpha):
-        real, fake = _checks.pair(real, "real", fake, "fake")
+        real, fake = _checks.samples(real, fake)
         return fns.Interpolate.apply(real, fake, alpha)
 
     def grad_penalty(grad, kind, center, weight, reduction, inv_scale):

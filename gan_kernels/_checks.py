@@ -69,6 +69,18 @@ def pair(a, a_name: str, b, b_name: str) -> Tuple[Tensor, Tensor]:
     return promote(a, b)
 
 
+def same_shape(a: Tensor, a_name: str, b: Tensor, b_name: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{a_name} and {b_name} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def samples(real, fake) -> Tuple[Tensor, Tensor]:
+    """Real and fake samples of an interpolation: one device, one shape, one dtype."""
+    pair_ = pair(real, "real", fake, "fake")
+    same_shape(real, "real", fake, "fake")
+    return pair_
+
+
 def logits(real: Optional[Tensor], fake: Tensor) -> Tuple[Optional[Tensor], Tensor]:
     """The logits of a loss (real is None when the kind has no real term)."""
     if real is None:

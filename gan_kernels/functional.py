@@ -47,7 +47,7 @@ def _reference_g_loss(fake, kind, real, reduction, ls_target):
 
 
 def _reference_interpolate(real, fake, alpha):
-    real, fake = _checks.pair(real, "real", fake, "fake")
+    real, fake = _checks.samples(real, fake)
     return reference.interpolate(real, fake, alpha)
 
 
@@ -121,7 +121,8 @@ def d_loss(
         _checks.bad_choice(reduction, tuple(_kinds.REDUCTIONS), "reduction")
     _check_backend(backend)
     dev = _device_of(real_logits, "real_logits")
-    _device_of(fake_logits, "fake_logits")
+    if _device_of(fake_logits, "fake_logits") != dev:  # before choosing a back end by one of them
+        _checks.same_device(real_logits, "real_logits", fake_logits, "fake_logits")
     real_label = _checks.number(real_label, "real_label")
     drift = _checks.number(drift, "drift")
     ls = ls_targets if ls_targets is _DEFAULT_LS else _checks.ls_targets(ls_targets)
@@ -158,7 +159,8 @@ def g_loss(
     if kind in _NEEDS_REAL:
         if real_logits is None:
             raise ValueError(f"g_loss kind {kind!r} needs real_logits (it compares fake against real logits)")
-        _device_of(real_logits, "real_logits")
+        if _device_of(real_logits, "real_logits") != dev:
+            _checks.same_device(real_logits, "real_logits", fake_logits, "fake_logits")
         _pair_shapes("g_loss", kind, reduction, real_logits, fake_logits)
         r = real_logits
     elif real_logits is not None:
@@ -299,7 +301,8 @@ def interpolate(
     """x_hat_i = alpha_i real_i + (1 - alpha_i) fake_i, one alpha_i ~ U[0, 1) per sample by default."""
     _check_backend(backend)
     dev = _device_of(real, "real")
-    _device_of(fake, "fake")
+    if _device_of(fake, "fake") != dev:
+        _checks.same_device(real, "real", fake, "fake")
     if real.dim() == 0 or real.numel() == 0 or not real.is_floating_point():
         _checks.batch(real, "real")  # raises, before alpha is drawn for a batch that is not one
     acc = torch.float64 if real.dtype == torch.float64 else torch.float32

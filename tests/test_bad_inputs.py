@@ -91,7 +91,8 @@ CASES = [
     ("g_loss-kind", lambda b: gk.g_loss(c(4), "nope", backend=b), ValueError, r"g_loss kind 'nope'" + _accepted(G_KINDS)),
     ("g_loss-reduction", lambda b: gk.g_loss(c(4), reduction="max", backend=b), ValueError, r"reduction 'max'" + _accepted(REDS)),
     ("g_loss-backend", lambda b: gk.g_loss(c(4), backend="gpu"), ValueError, r"unknown backend 'gpu'" + _accepted(["auto", "reference"])),
-    ("g_loss-tuple", lambda b: gk.g_loss((1.0, 2.0), backend=b), TypeError, r"fake_logits must be a torch.Tensor"),
+    # a tuple is a list of per-discriminator logits: its items must be tensors
+    ("g_loss-tuple", lambda b: gk.g_loss((1.0, 2.0), backend=b), TypeError, r"fake_logits\[0\] must be a torch.Tensor"),
     ("g_loss-ls_target", lambda b: gk.g_loss(c(4), "least_squares", ls_target=None, backend=b), TypeError, r"ls_target must be a real number"),
     # ------------------------------------------------------------------ interpolate
     ("interpolate-device", lambda b: gk.interpolate(c(2, 3), m(2, 3), backend=b), ValueError, BOTH_DEVICES),
@@ -133,6 +134,16 @@ CASES = [
     ("gradient_penalty-critic", lambda b: gk.gradient_penalty("critic", c(2, 3), c(2, 3), backend=b), TypeError, r"critic must be callable"),
     ("gradient_penalty-critic-output", lambda b: gk.gradient_penalty(lambda x: x.sum().item(), c(2, 3), c(2, 3), backend=b), TypeError, r"critic must return a tensor"),
     ("gradient_penalty-weight", lambda b: gk.gradient_penalty(_critic(), c(2, 3), c(2, 3), weight=[10.0], backend=b), TypeError, r"weight must be a real number"),
+    # ------------------------------------------------------------------ feature_matching_loss
+    ("feature_matching_loss-count", lambda b: gk.feature_matching_loss([c(2, 3)], [c(2, 3), c(2, 3)], backend=b), ValueError, r"1 feature maps but fake_feats has 2"),
+    ("feature_matching_loss-shapes", lambda b: gk.feature_matching_loss([c(2, 3), c(2, 8)], [c(2, 3), c(2, 9)], backend=b), ValueError, r"pair 1: real \(2, 8\) vs fake \(2, 9\)"),
+    ("feature_matching_loss-item", lambda b: gk.feature_matching_loss([c(2, 3), 1.0], [c(2, 3), c(2, 3)], backend=b), TypeError, r"real_feats\[1\] must be a torch.Tensor"),
+    ("feature_matching_loss-empty", lambda b: gk.feature_matching_loss([], [], backend=b), ValueError, r"real_feats is an empty list"),
+    ("feature_matching_loss-device", lambda b: gk.feature_matching_loss([c(2, 3)], [m(2, 3)], backend=b), ValueError, BOTH_DEVICES),
+    ("feature_matching_loss-int", lambda b: gk.feature_matching_loss([torch.arange(3)], [torch.arange(3)], backend=b), TypeError, r"real_feats\[0\] must be a floating-point tensor.*int64"),
+    ("feature_matching_loss-weights", lambda b: gk.feature_matching_loss([c(2, 3)], [c(2, 3)], weight=[1.0, 2.0], backend=b), ValueError, r"2 weights for 1 feature-map pairs"),
+    ("feature_matching_loss-reduction", lambda b: gk.feature_matching_loss([c(2, 3)], [c(2, 3)], reduction="avg", backend=b), ValueError, r"reduction 'avg'.*mean"),
+    ("FeatureMatchingLoss-weight", lambda b: gk.nn.FeatureMatchingLoss(weight="x", backend=b), TypeError, r"weight must be a real number"),
     # ------------------------------------------------------------------ r1_penalty
     ("r1_penalty-device", lambda b: gk.r1_penalty(*_r1_inputs("meta"), backend=b), ValueError, BOTH_DEVICES),
     ("r1_penalty-int", lambda b: gk.r1_penalty(c(2, 1), torch.arange(3), backend=b), TypeError, r"real must be a floating-point"),
@@ -197,7 +208,8 @@ def test_bad_input_raises_and_names_the_problem(backend, call, exc, match):
 def test_every_public_function_has_bad_input_cases():
     covered = {case.values[0] if hasattr(case, "values") else case[0] for case in CASES}
     covered = {name.split("-")[0] for name in covered}
-    public = {"d_loss", "g_loss", "interpolate", "grad_penalty", "gradient_penalty", "r1_penalty"} | set(gk.nn.__all__)
+    public = {"d_loss", "g_loss", "interpolate", "grad_penalty", "gradient_penalty", "r1_penalty",
+              "feature_matching_loss"} | set(gk.nn.__all__)
     assert public <= covered, sorted(public - covered)
 
 

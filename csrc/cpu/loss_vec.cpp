@@ -149,7 +149,8 @@ GK_INLINE void term(vf x, float t, float c, bool grad, vf& v, vf& d) {
       // sigmoid(x): 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below; a NaN
       // takes the second branch and stays NaN.
       const vf sig = (x >= 0.0f ? splat(1.0f) : e) / (1.0f + e);
-      d = c * (sig - t);
+      // For t = 1, -sigmoid(-x) = -(x >= 0 ? e : 1) / (1 + e): no cancellation in sigmoid(x) - 1.
+      d = t == 1.0f ? c * -((x >= 0.0f ? e : splat(1.0f)) / (1.0f + e)) : c * (sig - t);
     }
   } else if constexpr (TT == kTermHinge) {
     const vf u = 1.0f - t * x;

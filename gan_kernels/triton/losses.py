@@ -60,8 +60,8 @@ def _term_value(x, TYPE: tl.constexpr, t, c, ACC: tl.constexpr):
 @triton.jit
 def _term_grad(x, TYPE: tl.constexpr, t, c, ACC: tl.constexpr):
     """phi'(x) of math.h's term_grad (the hinge's kink counts as flat, like autograd's relu)."""
-    if TYPE == 1:
-        g = c * (sigmoid(x, ACC) - t)
+    if TYPE == 1:  # -sigmoid(-x) for t = 1: no cancellation in sigmoid(x) - 1 (math.h)
+        g = c * tl.where(t == 1.0, -sigmoid(-x, ACC), sigmoid(x, ACC) - t)
     elif TYPE == 2:
         g = tl.where(1.0 - t * x <= 0, 0.0, -c * t) + tl.zeros_like(x)  # NaN passes, as autograd's relu
     elif TYPE == 3:

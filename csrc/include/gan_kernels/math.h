@@ -96,8 +96,12 @@ GK_HD T term_value(const Term& term, T x) {
 template <typename T>
 GK_HD T term_grad(const Term& term, T x) {
   switch (term.type) {
-    case kTermBce:
-      return T(term.c) * (sigmoid(x) - T(term.t));
+    case kTermBce: {
+      // sigmoid(x) - 1 = -sigmoid(-x) without the cancellation that would leave a confident
+      // logit's small gradient with few correct digits (as the reference's softplus(-x) gives it).
+      const T t = T(term.t);
+      return T(term.c) * (t == T(1) ? -sigmoid(-x) : (t == T(0) ? sigmoid(x) : sigmoid(x) - t));
+    }
     case kTermHinge:  // as autograd's relu: 0 where 1 - t x <= 0, the slope elsewhere (NaN included)
       return (T(1) - T(term.t) * x) <= T(0) ? T(0) : -T(term.c) * T(term.t);
     case kTermLinear:
