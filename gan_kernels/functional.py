@@ -31,6 +31,7 @@ _BACKEND_NAMES = frozenset(("auto",) + _registry.BACKENDS)
 _PAIRED = frozenset(_kinds.PAIRED_KINDS)
 _NEEDS_REAL = frozenset(_kinds.PAIRED_KINDS | _kinds.RELATIVISTIC_KINDS)
 _DEFAULT_LS = (0.0, 1.0)
+_SEQUENCES = (list, tuple)  # per-discriminator lists of logits
 _device_type = _registry.device_type
 _resolve = _registry.resolve
 
@@ -112,23 +113,34 @@ def d_loss(
     the per-tensor loss; with ``return_terms=True`` the result is ``(total, terms)``, ``terms`` the
     detached per-discriminator losses of shape (D,).
     """
-    if return_terms or _multi.is_list(real_logits) or _multi.is_list(fake_logits):
+    # The common call costs a handful of type tests and dictionary lookups: everything the op
+    # itself checks (dtypes, shapes, devices) is left to it.
+    if return_terms or type(real_logits) in _SEQUENCES or type(fake_logits) in _SEQUENCES:
         return _d_loss_list(real_logits, fake_logits, kind, reduction, real_label, drift, ls_targets, backend,
                             return_terms)
     if type(kind) is not str or kind not in _D_KINDS:
         _checks.bad_choice(kind, _kinds.D_LOSS_KINDS, "d_loss kind")
     if type(reduction) is not str or reduction not in _REDUCTIONS:
         _checks.bad_choice(reduction, tuple(_kinds.REDUCTIONS), "reduction")
-    _check_backend(backend)
-    dev = _device_of(real_logits, "real_logits")
-    if _device_of(fake_logits, "fake_logits") != dev:  # before choosing a back end by one of them
-        _checks.same_device(real_logits, "real_logits", fake_logits, "fake_logits")
-    real_label = _checks.number(real_label, "real_label")
-    drift = _checks.number(drift, "drift")
+    if backend != "auto" and (type(backend) is not str or backend not in _BACKEND_NAMES):
+        _registry.check_backend_name(backend)
+    if not isinstance(real_logits, Tensor):
+        _checks.not_a_tensor(real_logits, "real_logits")
+    if not isinstance(fake_logits, Tensor):
+        _checks.not_a_tensor(fake_logits, "fake_logits")
+    if type(real_label) is not float:
+        real_label = _checks.number(real_label, "real_label")
+    if type(drift) is not float:
+        drift = _checks.number(drift, "drift")
     ls = ls_targets if ls_targets is _DEFAULT_LS else _checks.ls_targets(ls_targets)
     if reduction == "none" or kind in _PAIRED:
         _pair_shapes("d_loss", kind, reduction, real_logits, fake_logits)
-    return _resolve("d_loss", backend, dev)(real_logits, fake_logits, kind, reduction, real_label, drift, ls)
+    try:
+        impl = _resolve("d_loss", backend, _device_type(real_logits))
+    except ValueError:  # e.g. a back end that cannot run on real's device: mixed devices first
+        _checks.same_device(real_logits, "real_logits", fake_logits, "fake_logits")
+        raise
+    return impl(real_logits, fake_logits, kind, reduction, real_label, drift, ls)
 
 
 def g_loss(
