@@ -136,10 +136,19 @@ def test_autocast_critic_step_matches_fp32(backend, dtype):
     _skip_unless(backend, dtype)
     critic, real, fake, alpha = _setup(backend, seed=3)
     critic_amp = copy.deepcopy(critic)
+    critic_ref = copy.deepcopy(critic)
 
     adv, gp = _critic_loss(critic, real, fake, alpha, backend)
     (adv + gp).backward()
     ref_grads = _grads(critic)
+    # The float32 run this back end's AMP run is compared with is itself pinned to the reference,
+    # so a back end wrong in both precisions cannot pass by agreeing with itself.
+    adv_r, gp_r = _critic_loss(critic_ref, real, fake, alpha, "reference")
+    (adv_r + gp_r).backward()
+    torch.testing.assert_close(adv, adv_r, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gp, gp_r, rtol=1e-5, atol=1e-6)
+    for g, g_r in zip(ref_grads, _grads(critic_ref)):
+        torch.testing.assert_close(g, g_r, rtol=1e-4, atol=1e-6)
 
     opt = torch.optim.SGD(critic_amp.parameters(), lr=1e-2)
     scaler = _scaler(2.0**10)
@@ -172,6 +181,9 @@ def test_autocast_conv_critic_bf16(backend):
     critic_amp = copy.deepcopy(critic)
     adv, gp = _critic_loss(critic, real, fake, alpha, backend)
     (adv + gp).backward()
+    critic_ref = copy.deepcopy(critic_amp)
+    _, gp_r = _critic_loss(critic_ref, real, fake, alpha, "reference")
+    torch.testing.assert_close(gp, gp_r, rtol=1e-5, atol=1e-6)  # the float32 anchor is the reference's
     scaler = _scaler(2.0**8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         adv_a, gp_a = _critic_loss(critic_amp, real, fake, alpha, backend, scaler=scaler)
