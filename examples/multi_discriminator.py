@@ -42,10 +42,11 @@ NOISE_CH, NOISE_LEN = 32, 16  # three 4x upsamplings: 16 -> 1024 samples
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=200, help="training steps (one D and one G update each)")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--steps", type=int, default=1500, help="training steps (one D and one G update each)")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--fm-weight", type=float, default=2.0, help="feature-matching weight (HiFi-GAN: 2)")
     p.add_argument("--backend", default="auto", help="gan_kernels back end: auto, cuda, triton, cpu, reference")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -140,7 +141,8 @@ class Discriminators(nn.Module):
 
     def __init__(self, periods=(2, 3, 5), scales: int = 2):
         super().__init__()
-        self.discs = nn.ModuleList([PeriodDiscriminator(p) for p in periods] + [ScaleDiscriminator() for _ in range(scales)])
+        self.discs = nn.ModuleList([PeriodDiscriminator(p) for p in periods]
+                                   + [ScaleDiscriminator() for _ in range(scales)])
         self.n_periods = len(periods)
         self.pool = nn.AvgPool1d(4, 2, padding=2)
 
@@ -197,8 +199,8 @@ class Trainer:
         torch.manual_seed(args.seed)
         self.gen = Generator().to(device)
         self.disc = Discriminators().to(device)
-        self.opt_g = torch.optim.AdamW(self.gen.parameters(), args.lr, betas=(0.8, 0.99))
-        self.opt_d = torch.optim.AdamW(self.disc.parameters(), args.lr, betas=(0.8, 0.99))
+        self.opt_g = torch.optim.AdamW(self.gen.parameters(), args.lr, betas=(0.5, 0.9))
+        self.opt_d = torch.optim.AdamW(self.disc.parameters(), args.lr, betas=(0.5, 0.9))
         self.d_loss, self.g_loss = losses
         self.device = device
 

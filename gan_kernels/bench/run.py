@@ -252,8 +252,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fewer sizes, fewer rounds, smaller critic steps (about a minute on 2 CPU cores)")
     p.add_argument("--only", nargs="+", default=None, metavar="PART",
                    help=f"run only these parts: {' '.join(PARTS)} (ops: the op sweep; host: per-call host time "
-                        "against the eager formula and the floor; steps: whole WGAN-GP critic steps; multi: losses over "
-                        "the HiFi-GAN V1 and pix2pixHD discriminator sets against their loops); default: all")
+                        "against the eager formula and the floor; steps: whole WGAN-GP critic steps; multi: the "
+                        "losses over the HiFi-GAN V1 and pix2pixHD discriminator sets against their loops); "
+                        "default: all")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available, else cpu")
     p.add_argument("--ops", nargs="+", default=None, metavar="OP",
                    help="ops by op (every kind of it) or op/kind; default: the kinds GAN code uses most. "
