@@ -44,7 +44,7 @@ NOISE_CH, NOISE_LEN = 32, 16  # three 4x upsamplings: 16 -> 1024 samples
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=1500, help="training steps (one D and one G update each)")
+    p.add_argument("--steps", type=int, default=1000, help="training steps (one D and one G update each)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--fm-weight", type=float, default=2.0, help="feature-matching weight (HiFi-GAN: 2)")
