@@ -413,7 +413,7 @@ def _main(args: argparse.Namespace) -> int:
 
     from .e2e import configs as e2e_configs
     from .host import host_cases
-    from .multi import multi_cases
+    from .multi import LOSSES as multi_losses, multi_cases
 
     h_cases = host_cases(args.ops, args.batch) if "host" in parts else []
     e_configs = e2e_configs(device, args.quick) if "steps" in parts else []
@@ -422,7 +422,8 @@ def _main(args: argparse.Namespace) -> int:
     host_rows: List[Dict] = []
     e2e_rows: List[Dict] = []
     multi_rows: List[Dict] = []
-    with _progress(len(case_list) * len(impls) + len(h_cases) + len(e_configs) + 3 * len(m_cases)) as bar:
+    with _progress(len(case_list) * len(impls) + len(h_cases) + len(e_configs)
+                   + len(multi_losses) * len(m_cases)) as bar:
         def tick(label):
             bar.set_postfix_str(label, refresh=False)
             bar.update(1)
