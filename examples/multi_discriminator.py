@@ -12,7 +12,7 @@ HiFi-GAN's, each one call over the whole list of discriminators:
     G:  sum_d mean((1 - f_d)^2) + 2 sum_dl mean|r_dl - f_dl|  = 2 * gk.g_loss(fs, "least_squares")
                                                                 + gk.feature_matching_loss(r_fm, f_fm, weight=2.0)
 
-    python examples/multi_discriminator.py                  # about 2 minutes on 2 CPU cores
+    python examples/multi_discriminator.py                  # 1-2 minutes on 2 free CPU cores (60-120 ms a step)
     python examples/multi_discriminator.py --steps 3 --timing-steps 2 --out /tmp/md
 
 Writes ``multi_disc.png`` (real vs generated waveforms and magnitude spectra, loss curves) and
