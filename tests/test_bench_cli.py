@@ -64,7 +64,8 @@ def test_quick_writes_every_file(quick_run):
     assert meta["device_type"] == "cpu" and meta["torch"] == torch.__version__
     assert meta["date"][:4].isdigit() and meta["copy_gbps"] > 0
     assert meta["backends"] == C.backends_for("cpu")
-    assert meta["parts"] == ["ops", "host", "steps"]
+    assert meta["parts"] == ["ops", "host", "steps", "multi"]
+    assert "### Multi-discriminator losses" in stdout and (out / "multi.csv").stat().st_size > 0
     assert "| op " in stdout and "grad_penalty/wgan-gp" in stdout and "### Host time per call" in stdout
     assert "PASS" not in stdout and "FAIL" not in stdout  # the project's own targets are not the user's business
 
@@ -307,7 +308,7 @@ def _bench_main(*argv):
 @pytest.mark.parametrize("argv,needle,accepted", [
     (["--backends", "foo"], "unknown --backends foo", "cuda triton cpu reference"),
     (["--ops", "bar", "d_loss"], "unknown --ops bar", "d_loss/wasserstein"),
-    (["--only", "kernels"], "unknown --only kernels", "ops host steps"),
+    (["--only", "kernels"], "unknown --only kernels", "ops host steps multi"),
     (["--shape", "64xq"], "shape '64xq'", "64x3x32x32"),
     (["--shape", "0x2"], "shape '0x2'", "positive"),
     (["--batch", "0"], "--batch 0", "positive"),
@@ -750,3 +751,98 @@ def test_host_profile_dispatcher_variant_swaps_and_restores_the_triton_ops():
     assert vars(gt.OPS) == direct
     with hp._ops("cuda") as backend:
         assert backend == "cuda" and vars(gt.OPS) == direct
+
+
+# --------------------------------------------------------------------------- multi-discriminator cases
+def _spatial_after(x, layers, conv):
+    """Spatial size after a stack of single-channel convolutions with ones kernels (real torch ops)."""
+    sizes = []
+    for k, stride, pad in layers:
+        x = conv(x, k, stride, pad)
+        sizes.append(tuple(x.shape[2:]))
+    return sizes
+
+
+def test_hifigan_v1_shapes_match_real_convolutions():
+    from gan_kernels.bench import multi as M
+    import torch.nn.functional as F
+
+    batch, samples = 1, 1024
+    discs = M.hifigan_v1_shapes(batch, samples)
+    assert len(discs) == 8 and sum(len(d.fmaps) for d in discs) == 54
+    assert [len(d.fmaps) for d in discs] == [6] * 5 + [8] * 3
+    wave = torch.randn(batch, 1, samples)
+
+    def conv2d(x, k, s, p):
+        return F.conv2d(x, torch.ones(1, 1, k, 1), stride=(s, 1), padding=(p, 0))
+
+    def conv1d(x, k, s, p):
+        return F.conv1d(x, torch.ones(1, 1, k), stride=s, padding=p)
+
+    for d, p in zip(discs[:5], (2, 3, 5, 7, 11)):
+        pad = (p - samples % p) % p
+        x = F.pad(wave, (0, pad), mode="reflect").view(batch, 1, -1, p)
+        layers = [(5, 3, 2)] * 4 + [(5, 1, 2), (3, 1, 1)]
+        assert [s[2:] for s in d.fmaps] == _spatial_after(x, layers, conv2d), d.name
+        assert [s[1] for s in d.fmaps] == [32, 128, 512, 1024, 1024, 1]
+        assert d.logits == (batch, d.fmaps[-1][2] * p)
+    x = wave
+    for i, d in enumerate(discs[5:]):
+        if i:
+            x = F.avg_pool1d(x, 4, 2, padding=2)
+        layers = [(15, 1, 7), (41, 2, 20), (41, 2, 20), (41, 4, 20), (41, 4, 20), (41, 1, 20), (5, 1, 2), (3, 1, 1)]
+        assert [s[2:] for s in d.fmaps] == _spatial_after(x, layers, conv1d), d.name
+        assert [s[1] for s in d.fmaps] == [128, 128, 256, 512, 1024, 1024, 1024, 1]
+    # The training segment of the published recipe: about 15 M feature-map elements per side.
+    big = M.MultiCase("hifigan-v1", "B=2 T=8192", M.hifigan_v1_shapes(2, 8192))
+    assert 15e6 < big.fm_numel < 16e6
+
+
+def test_pix2pixhd_shapes_match_real_convolutions():
+    from gan_kernels.bench import multi as M
+    import torch.nn.functional as F
+
+    discs = M.pix2pixhd_shapes(1, 256)
+    assert len(discs) == 3 and [len(d.fmaps) for d in discs] == [4, 4, 4]
+    x = torch.randn(1, 1, 256, 256)
+
+    def conv(x, k, s, p):
+        return F.conv2d(x, torch.ones(1, 1, k, k), stride=s, padding=p)
+
+    for i, d in enumerate(discs):
+        if i:
+            x = F.avg_pool2d(x, 3, 2, padding=1, count_include_pad=False)
+        sizes = _spatial_after(x, [(4, 2, 2), (4, 2, 2), (4, 2, 2), (4, 1, 2), (4, 1, 2)], conv)
+        assert [s[2:] for s in d.fmaps] == sizes[:4] and d.logits[2:] == sizes[4]
+        assert [s[1] for s in d.fmaps] == [64, 128, 256, 512]
+
+
+def test_multi_cases_run_and_agree_at_the_launch_bound_size():
+    from gan_kernels.bench import multi as M
+
+    case = [c for c in M.multi_cases() if c.size == "B=1 T=1024"][0]
+    backends = C.backends_for("cpu")
+    cfg = TimerConfig(warmup_ms=1.0, min_sample_ms=0.2, min_rounds=2, max_rounds=2, max_ms=500.0)
+    rows = M.run_multi(torch.device("cpu"), backends, [case], cfg, copy_gbps=10.0)
+    expected = {("d_loss", "loop"), ("d_loss", "loop+item"), ("g_loss", "loop"), ("feature_matching", "loop")}
+    expected |= {(loss, f"gk {b}") for loss in M.LOSSES for b in backends}
+    assert {(r["loss"], r["impl"]) for r in rows} == expected
+    for loss in M.LOSSES:
+        mine = [r for r in rows if r["loss"] == loss]
+        base = [r for r in mine if r["impl"] == "loop"][0]
+        assert base["first_loss"] > 0
+        for r in mine:
+            assert r["error"] is None and r["ms"] > 0 and r["rounds"] == 2, r
+            assert r["discriminators"] == 8 and r["feature_maps"] == 54
+            # Every candidate computes the loop's value (an independent formulation of the same loss).
+            assert r["first_loss"] == pytest.approx(base["first_loss"], rel=1e-5), r
+            assert r["speedup_vs_loop"] == pytest.approx(base["ms"] / r["ms"], rel=1e-9)
+            assert r["pct_copy"] == pytest.approx(100 * r["gbps"] / 10.0, rel=1e-9)
+        # The loops dispatch several ops per discriminator or pair; the compiled back end a handful.
+        assert base["ops_dispatched"] > 8 * 3
+        if "cpu" in backends:
+            gk_cpu = [r for r in mine if r["impl"] == "gk cpu"][0]
+            assert gk_cpu["ops_dispatched"] < base["ops_dispatched"] / 10
+    fm = [r for r in rows if r["loss"] == "feature_matching"][0]
+    assert fm["bytes"] == 4 * case.fm_numel * 6  # both sides read twice, both gradients written
+    assert "hifigan-v1" in R.report.multi_table(rows)

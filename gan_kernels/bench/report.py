@@ -26,6 +26,9 @@ ROW_FIELDS = [
 ]
 E2E_FIELDS = ["model", "input", "impl", "ms", "median_ms", "p20_ms", "p80_ms", "rounds", "noisy", "speedup_vs_eager",
               "first_loss", "error"]
+MULTI_FIELDS = ["case", "size", "loss", "impl", "discriminators", "feature_maps", "elements", "ms", "median_ms",
+                "p20_ms", "p80_ms", "rounds", "noisy", "speedup_vs_loop", "ops_dispatched", "bytes", "gbps",
+                "pct_copy", "first_loss", "error"]
 HOST_FIELDS = ["op", "kind", "name", "size", "candidate", "backend", "ms", "median_ms", "p20_ms", "p80_ms", "rounds",
                "noisy", "error"]
 META_KEYS = ["device", "torch", "triton", "date"]  # repeated on every CSV line, so files concatenate
@@ -182,6 +185,9 @@ def noisy_rows(result: Dict) -> List[str]:
     for r in result.get("e2e", []):
         if r.get("noisy"):
             flagged.append((f"critic step {r['model']} {r['impl']}", r["noisy"]))
+    for r in result.get("multi", []):
+        if r.get("noisy"):
+            flagged.append((f"multi {r['case']} {r['size']} {r['loss']} {r['impl']}", r["noisy"]))
     out = [f"* {what}: {why}" for what, why in flagged if "p80/p20" in why]
     load_only = [why for _, why in flagged if "p80/p20" not in why]
     if load_only:
@@ -222,6 +228,19 @@ def e2e_table(rows: List[Dict]) -> str:
     return md_table(header, lines)
 
 
+def multi_table(rows: List[Dict]) -> str:
+    """One line per (case, loss, candidate); bandwidth only where the loss moves real data."""
+    header = ["case", "size", "loss", "impl", "fwd+bwd µs", "p80/p20", "vs loop", "ops", "GB/s", "% copy", "loss"]
+    lines = []
+    for r in rows:
+        big = r["loss"] == "feature_matching"
+        lines.append([r["case"], r["size"], r["loss"], r["impl"], _time_cell(r), _spread(r),
+                      _x(r.get("speedup_vs_loop")), _num(r.get("ops_dispatched"), "{:d}"),
+                      _num(r.get("gbps"), "{:.3g}") if big else "-", _num(r.get("pct_copy"), "{:.0f}%") if big else "-",
+                      _num(r.get("first_loss"), "{:.5g}")])
+    return md_table(header, lines)
+
+
 def format_tables(result: Dict) -> str:
     meta = result["meta"]
     timer = meta.get("timer") or {}
@@ -252,6 +271,16 @@ def format_tables(result: Dict) -> str:
                   "", host_table(result["host"])]
     if result.get("e2e"):
         parts += ["", "### WGAN-GP critic step (d_loss + penalty + backward + Adam)", "", e2e_table(result["e2e"])]
+    if result.get("multi"):
+        parts += ["", "### Multi-discriminator losses (forward + autograd.grad)", "",
+                  "HiFi-GAN V1: 5 period + 3 scale discriminators, 54 feature maps; pix2pixHD: 3 PatchGAN scales, "
+                  "12 feature maps; shapes from the architectures. loop = the loss as those projects write it "
+                  "(loop+item: with the per-discriminator .item() of HiFi-GAN's logging); gk = the library call "
+                  "computing the same value. vs loop = loop / this; ops = ops dispatched per fwd+bwd; GB/s against "
+                  "the bytes the loss must move (inputs read forward and backward, gradients written once)"
+                  + (f", % of the {result['meta']['copy_gbps']:.1f} GB/s copy bandwidth"
+                     if result["meta"].get("copy_gbps") else "") + ".",
+                  "", multi_table(result["multi"])]
     noisy = noisy_rows(result)
     if noisy:
         parts += ["", "Noisy measurements -- the machine was busy or the times spread widely; rerun on a quiet "
@@ -284,6 +313,8 @@ def write(result: Dict, out_dir: str, table: str) -> List[str]:
         write_csv("host.csv", HOST_FIELDS, result["host"])
     if result.get("e2e"):
         write_csv("e2e.csv", E2E_FIELDS, result["e2e"])
+    if result.get("multi"):
+        write_csv("multi.csv", MULTI_FIELDS, result["multi"])
 
     p = os.path.join(out_dir, "table.md")
     with open(p, "w") as f:

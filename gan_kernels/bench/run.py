@@ -244,7 +244,7 @@ def add_derived(rows: List[Dict], copy_gbps: Optional[float], cases_by_key: Dict
 
 
 # --------------------------------------------------------------------------- CLI
-PARTS = ("ops", "host", "steps")
+PARTS = ("ops", "host", "steps", "multi")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -252,7 +252,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fewer sizes, fewer rounds, smaller critic steps (about a minute on 2 CPU cores)")
     p.add_argument("--only", nargs="+", default=None, metavar="PART",
                    help=f"run only these parts: {' '.join(PARTS)} (ops: the op sweep; host: per-call host time "
-                        "against the eager formula and the floor; steps: whole WGAN-GP critic steps); default: all")
+                        "against the eager formula and the floor; steps: whole WGAN-GP critic steps; multi: the "
+                        "losses over the HiFi-GAN V1 and pix2pixHD discriminator sets against their loops); "
+                        "default: all")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available, else cpu")
     p.add_argument("--ops", nargs="+", default=None, metavar="OP",
                    help="ops by op (every kind of it) or op/kind; default: the kinds GAN code uses most. "
@@ -391,7 +393,7 @@ def _main(args: argparse.Namespace) -> int:
 
     t_cases = time.perf_counter()
     case_list = C.cases_for(device.type, args.quick, args.ops, dtypes, shapes, args.batch) if "ops" in parts else []
-    if case_list:
+    if case_list or "multi" in parts:
         meta["copy_gbps"] = copy_bandwidth_gbps(device, quick=args.quick)
         print(f"measured copy bandwidth: {meta['copy_gbps']:.1f} GB/s", flush=True)
     else:
@@ -411,13 +413,17 @@ def _main(args: argparse.Namespace) -> int:
 
     from .e2e import configs as e2e_configs
     from .host import host_cases
+    from .multi import LOSSES as multi_losses, multi_cases
 
     h_cases = host_cases(args.ops, args.batch) if "host" in parts else []
     e_configs = e2e_configs(device, args.quick) if "steps" in parts else []
+    m_cases = multi_cases(args.quick) if "multi" in parts else []
     rows: List[Dict] = []
     host_rows: List[Dict] = []
     e2e_rows: List[Dict] = []
-    with _progress(len(case_list) * len(impls) + len(h_cases) + len(e_configs)) as bar:
+    multi_rows: List[Dict] = []
+    with _progress(len(case_list) * len(impls) + len(h_cases) + len(e_configs)
+                   + len(multi_losses) * len(m_cases)) as bar:
         def tick(label):
             bar.set_postfix_str(label, refresh=False)
             bar.update(1)
@@ -438,14 +444,19 @@ def _main(args: argparse.Namespace) -> int:
             from .e2e import run_e2e
 
             e2e_rows = run_e2e(device, backends, e_configs, cfg, tick)
+        t_steps = time.perf_counter()
+        if m_cases:
+            from .multi import run_multi
+
+            multi_rows = run_multi(device, backends, m_cases, cfg, meta["copy_gbps"], tick)
 
     t_end = time.perf_counter()
     meta["elapsed_s"] = round(t_end - t_start, 1)
     compile_s = sum(r.get("first_call_s") or 0 for r in rows if r["impl"] == "compiled" and r["mode"] == "fwd")
     meta["phase_s"] = {"setup_and_copy": round(t_cases - t_start, 1), "ops": round(t_ops - t_cases, 1),
                        "of_which_compile": round(compile_s, 1), "host": round(t_host - t_ops, 1),
-                       "steps": round(t_end - t_host, 1)}
-    result = {"meta": meta, "results": rows, "host": host_rows, "e2e": e2e_rows}
+                       "steps": round(t_steps - t_host, 1), "multi": round(t_end - t_steps, 1)}
+    result = {"meta": meta, "results": rows, "host": host_rows, "e2e": e2e_rows, "multi": multi_rows}
     table = report.format_tables(result)
     print(table)
     paths = report.write(result, out_dir, table)
