@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .. import _fake
+from .. import _fake, _kinds
 from .._layout import empty_batch_major, is_batch_major, match_layout
 from ..reference import acc_dtype
 
@@ -34,6 +34,27 @@ def device_ctx(t: torch.Tensor):
     if t.is_cuda:
         return torch.cuda.device(t.device)
     return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------- named codes
+# The schema codes of _kinds.py as Triton compile-time constants, so kernels branch on names.
+TERM_BCE = tl.constexpr(_kinds.TERM_BCE)
+TERM_HINGE = tl.constexpr(_kinds.TERM_HINGE)
+TERM_LINEAR = tl.constexpr(_kinds.TERM_LINEAR)
+TERM_SQUARE = tl.constexpr(_kinds.TERM_SQUARE)
+# BCE against the usual targets 1 and 0, told apart at compile time: their value and gradient have
+# forms without the cancellation of the general target (math.h's bce_linear and term_grad), and
+# selecting between forms at run time costs float64 kernels registers they do not have.
+TERM_BCE_ONE = tl.constexpr(5)
+TERM_BCE_ZERO = tl.constexpr(6)
+MODE_RELATIVISTIC = tl.constexpr(_kinds.MODE_RELATIVISTIC)
+MODE_PAIRED = tl.constexpr(_kinds.MODE_PAIRED)
+REDUCE_NONE = tl.constexpr(_kinds.REDUCTIONS["none"])
+REDUCE_MEAN = tl.constexpr(_kinds.REDUCTIONS["mean"])
+REDUCE_SUM = tl.constexpr(_kinds.REDUCTIONS["sum"])
+PENALTY_WGAN_GP = tl.constexpr(_kinds.PENALTY_KINDS["wgan-gp"])
+PENALTY_WGAN_LP = tl.constexpr(_kinds.PENALTY_KINDS["wgan-lp"])
+PENALTY_R1 = tl.constexpr(_kinds.PENALTY_KINDS["r1"])
 
 
 # --------------------------------------------------------------------------- op registration
@@ -126,7 +147,8 @@ def log1p_unit(e, ACC: tl.constexpr):
 def sigmoid(x, ACC: tl.constexpr):
     """Both branches only exponentiate a non-positive number (math.h's sigmoid)."""
     e = tl.exp(-tl.abs(x))
-    return tl.where(x >= 0, div(1.0, 1.0 + e, ACC), div(e, 1.0 + e, ACC))
+    inv = div(1.0, 1.0 + e, ACC)  # one division for both branches: float64 divisions cost registers
+    return tl.where(x >= 0, inv, e * inv)
 
 
 # --------------------------------------------------------------------------- host-side helpers

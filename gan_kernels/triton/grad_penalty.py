@@ -24,6 +24,7 @@ from torch import Tensor
 from .. import _kinds
 from ..reference import acc_dtype
 from ._utils import (
+    PENALTY_R1, PENALTY_WGAN_GP, PENALTY_WGAN_LP, REDUCE_MEAN, REDUCE_NONE, REDUCE_SUM,
     batch_major, cdiv, custom_op, device_ctx, div, gpu_config, join3, next_pow2, num_sms, out_like, read_as, sqrt,
     split3, tile_config, tl_acc,
 )
@@ -36,10 +37,10 @@ _NONE, _MEAN = _kinds.REDUCTIONS["none"], _kinds.REDUCTIONS["mean"]
 def _penalty_value(norm, s, center, KIND: tl.constexpr):
     """math.h penalty_value: p(m) with m = s * norm."""
     m = s * norm
-    if KIND == 0:  # wgan-gp
+    if KIND == PENALTY_WGAN_GP:  # wgan-gp
         d = m - center
         p = d * d
-    elif KIND == 1:  # wgan-lp: max(0, d) written as math.h writes it, so a NaN stays NaN
+    elif KIND == PENALTY_WGAN_LP:  # wgan-lp: max(0, d) written as math.h writes it, so a NaN stays NaN
         d = m - center
         d = tl.where(d < 0, 0.0, d)
         p = d * d
@@ -51,13 +52,13 @@ def _penalty_value(norm, s, center, KIND: tl.constexpr):
 @triton.jit
 def _penalty_coef(norm, s, center, KIND: tl.constexpr, ACC: tl.constexpr):
     """math.h penalty_coef: k with d p / d g = k g."""
-    if KIND == 2:  # d (s n)^2 / d g = 2 s^2 g: defined at n = 0
+    if KIND == PENALTY_R1:  # d (s n)^2 / d g = 2 s^2 g: defined at n = 0
         k = tl.zeros_like(norm) + 2.0 * s * s
     else:
         pos = norm > 0
         d = s * norm - center
         k = div(2.0 * d * s, tl.where(pos, norm, 1.0), ACC)
-        if KIND == 1:
+        if KIND == PENALTY_WGAN_LP:
             k = tl.where(d > 0, k, tl.where(d == d, 0.0, d))
         # Zero norm: the norm's gradient is undefined, taken as 0. NaN norm: kept, not hidden.
         k = tl.where(pos, k, tl.where(norm == 0, 0.0, norm))
@@ -114,13 +115,13 @@ def _gp_finalize_kernel(
         norm = sqrt(tl.sum(acc, axis=1), ACC)
         tl.store(norms_ptr + rows, norm, mask=row_ok)
         p = _penalty_value(norm, s, center, KIND)
-        if REDUCTION == 0:
+        if REDUCTION == REDUCE_NONE:
             tl.store(loss_ptr + rows, weight * p, mask=row_ok)
         else:
             total += tl.where(row_ok, p, 0.0)
-    if REDUCTION == 1:
+    if REDUCTION == REDUCE_MEAN:
         tl.store(loss_ptr, weight * div(tl.sum(total, axis=0), tl.cast(B, ACC), ACC))
-    elif REDUCTION == 2:
+    elif REDUCTION == REDUCE_SUM:
         tl.store(loss_ptr, weight * tl.sum(total, axis=0))
 
 
@@ -136,11 +137,11 @@ def _gp_bwd_kernel(
     s = _scale(s0, s1, s2, ist_ptr, HAS_IST, ACC)
     rows, row_ok, offs, mask = _tile(n_col, B, D, ROWS, BLOCK_D)
     norm = tl.load(norms_ptr + rows, mask=row_ok, other=1.0).to(ACC)
-    if REDUCTION == 0:
+    if REDUCTION == REDUCE_NONE:
         go = tl.load(go_ptr + rows * go_stride, mask=row_ok, other=0.0).to(ACC)
     else:
         go = tl.load(go_ptr).to(ACC)
-    if REDUCTION == 1:
+    if REDUCTION == REDUCE_MEAN:
         w = div(1.0, tl.cast(B, ACC), ACC)
     else:
         w = 1.0

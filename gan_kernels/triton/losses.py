@@ -28,6 +28,8 @@ from torch import Tensor
 from .. import _kinds
 from ..reference import acc_dtype
 from ._utils import (
+    MODE_PAIRED, MODE_RELATIVISTIC, REDUCE_MEAN, REDUCE_NONE, TERM_BCE, TERM_BCE_ONE, TERM_BCE_ZERO, TERM_HINGE,
+    TERM_LINEAR, TERM_SQUARE,
     cdiv, custom_op, device_ctx, div, join3, log1p_unit, loss_config, loss_grid_config, loss_one_program_max,
     sigmoid, split3, tl_acc,
 )
@@ -39,17 +41,18 @@ _NONE, _MEAN = _kinds.REDUCTIONS["none"], _kinds.REDUCTIONS["mean"]
 @triton.jit
 def _term_value(x, TYPE: tl.constexpr, t, c, ACC: tl.constexpr):
     """phi(x) = c * base(x) of math.h's term_value."""
-    if TYPE == 1:  # BCE(x, t) = max(x, 0) - x t + log1p(e^-|x|), math.h's bce_linear for t = 1 / 0
-        relu_x = tl.where(x > 0, x, 0.0)
-        relu_neg = tl.where(-x > 0, -x, 0.0)
-        lin = tl.where(t == 1.0, relu_neg, tl.where(t == 0.0, relu_x, relu_x - x * t))
-        v = c * (lin + log1p_unit(tl.exp(-tl.abs(x)), ACC))
-    elif TYPE == 2:  # relu(1 - t x)
+    if TYPE == TERM_BCE_ONE:  # BCE(x, 1) = max(-x, 0) + log1p(e^-|x|): 0 at +inf, not inf - inf
+        v = c * (tl.where(-x > 0, -x, 0.0) + log1p_unit(tl.exp(-tl.abs(x)), ACC))
+    elif TYPE == TERM_BCE_ZERO:  # BCE(x, 0) = max(x, 0) + log1p(e^-|x|)
+        v = c * (tl.where(x > 0, x, 0.0) + log1p_unit(tl.exp(-tl.abs(x)), ACC))
+    elif TYPE == TERM_BCE:  # BCE(x, t) = max(x, 0) - x t + log1p(e^-|x|)
+        v = c * (tl.where(x > 0, x, 0.0) - x * t + log1p_unit(tl.exp(-tl.abs(x)), ACC))
+    elif TYPE == TERM_HINGE:  # relu(1 - t x)
         h = 1.0 - t * x
         v = c * tl.where(h < 0, 0.0, h)  # relu that keeps a NaN
-    elif TYPE == 3:  # x
+    elif TYPE == TERM_LINEAR:  # x
         v = c * x
-    elif TYPE == 4:  # 1/2 (x - t)^2
+    elif TYPE == TERM_SQUARE:  # 1/2 (x - t)^2
         d = x - t
         v = c * 0.5 * d * d
     else:  # no term: never touch x (it may be a masked-off or absent tensor)
@@ -60,13 +63,17 @@ def _term_value(x, TYPE: tl.constexpr, t, c, ACC: tl.constexpr):
 @triton.jit
 def _term_grad(x, TYPE: tl.constexpr, t, c, ACC: tl.constexpr):
     """phi'(x) of math.h's term_grad (the hinge's kink counts as flat, like autograd's relu)."""
-    if TYPE == 1:  # -sigmoid(-x) for t = 1: no cancellation in sigmoid(x) - 1 (math.h)
-        g = c * tl.where(t == 1.0, -sigmoid(-x, ACC), sigmoid(x, ACC) - t)
-    elif TYPE == 2:
+    if TYPE == TERM_BCE_ONE:  # sigmoid(x) - 1 = -sigmoid(-x), without the cancellation
+        g = -c * sigmoid(-x, ACC)
+    elif TYPE == TERM_BCE_ZERO:
+        g = c * sigmoid(x, ACC)
+    elif TYPE == TERM_BCE:
+        g = c * (sigmoid(x, ACC) - t)
+    elif TYPE == TERM_HINGE:
         g = tl.where(1.0 - t * x <= 0, 0.0, -c * t) + tl.zeros_like(x)  # NaN passes, as autograd's relu
-    elif TYPE == 3:
+    elif TYPE == TERM_LINEAR:
         g = tl.zeros_like(x) + c
-    elif TYPE == 4:
+    elif TYPE == TERM_SQUARE:
         g = c * (x - t)
     else:
         g = tl.zeros_like(x)
@@ -86,7 +93,7 @@ def _tile(
     vf = phi_f(f - shift_f), a = W_r phi_r'(x), b = W_f phi_f'(f - shift_f) (PAIRED: -a), where
     a real gradient adds the drift part 2 W_r drift r to a (see _drift_grad).
     """
-    if MODE == 2:
+    if MODE == MODE_PAIRED:
         x = r - f
     else:
         x = r - shift_r
@@ -95,7 +102,7 @@ def _tile(
         vr = vr + drift * r * r
     vr = tl.where(mr, vr, 0.0)
     a = tl.where(mr, w_r * _term_grad(x, RTERM, rt, rc, ACC), 0.0)
-    if MODE == 2:
+    if MODE == MODE_PAIRED:
         vf = tl.zeros_like(vr)
         b = -a
     else:
@@ -115,7 +122,7 @@ def _drift_grad(a, r, drift, w_r, HAS_DRIFT: tl.constexpr):
 @triton.jit
 def _weights(n_r, n_f, REDUCTION: tl.constexpr, ACC: tl.constexpr):
     """W of the contract: 1/N for "mean", 1 otherwise (max(., 1): a kind without real logits has N_r = 0)."""
-    if REDUCTION == 1:
+    if REDUCTION == REDUCE_MEAN:
         w_r = div(1.0, tl.cast(tl.maximum(n_r, 1), ACC), ACC)
         w_f = div(1.0, tl.cast(tl.maximum(n_f, 1), ACC), ACC)
     else:
@@ -168,7 +175,7 @@ def _pass(
         vr, vf, a, b = _tile(r, f, mr, mf, shift_r, shift_f, rt, rc, ft, fc, drift, w_r, w_f,
                              MODE, RTERM, FTERM, HAS_DRIFT, ACC)
         if STORE_LOSS:
-            if REDUCTION == 0:
+            if REDUCTION == REDUCE_NONE:
                 tl.store(loss_ptr + offs, vr + vf, mask=offs < n_out)
         acc_r += vr
         acc_f += vf
@@ -193,12 +200,12 @@ def _loss_fwd_kernel(
     zero = tl.cast(0.0, ACC)
     shift_r = zero
     shift_f = zero
-    if MODE == 1:  # RELATIVISTIC: each term is shifted by the other tensor's mean
+    if MODE == MODE_RELATIVISTIC:  # RELATIVISTIC: each term is shifted by the other tensor's mean
         tot_r, tot_f = _sums(r_ptr, f_ptr, 0, n_max, n_r, n_f, ACC, BLOCK)
         shift_r = div(tot_f, tl.cast(n_f, ACC), ACC)  # mean f
         shift_f = div(tot_r, tl.cast(n_r, ACC), ACC)  # mean r
     # Relativistic gradients wait for the cross terms (second pass); the others are final now.
-    if MODE == 1:
+    if MODE == MODE_RELATIVISTIC:
         store_grad: tl.constexpr = False
     else:
         store_grad: tl.constexpr = COMPUTE_GRAD
@@ -207,7 +214,7 @@ def _loss_fwd_kernel(
         shift_r, shift_f, zero, zero, rt, rc, ft, fc, drift, w_r, w_f,
         MODE, RTERM, FTERM, REDUCTION, HAS_DRIFT, True, store_grad, ACC, BLOCK,
     )
-    if MODE == 1 and COMPUTE_GRAD:
+    if MODE == MODE_RELATIVISTIC and COMPUTE_GRAD:
         # grad_real_k = a_k + 2 W drift r_k - (1/N_r) sum_j b_j, grad_fake_k = b_k - (1/N_f) sum_i a_i;
         # a and b are recomputed rather than re-read from memory written by other threads.
         c_r = div(tot_b, tl.cast(n_r, ACC), ACC)
@@ -217,7 +224,7 @@ def _loss_fwd_kernel(
             shift_r, shift_f, c_r, c_f, rt, rc, ft, fc, drift, w_r, w_f,
             MODE, RTERM, FTERM, REDUCTION, HAS_DRIFT, False, True, ACC, BLOCK,
         )
-    if REDUCTION != 0:
+    if REDUCTION != REDUCE_NONE:
         tl.store(loss_ptr, w_r * tot_r + w_f * tot_f)
 
 
@@ -292,7 +299,7 @@ def _loss_terms_kernel(
     zero = tl.cast(0.0, ACC)
     shift_r = zero
     shift_f = zero
-    if MODE == 1:
+    if MODE == MODE_RELATIVISTIC:
         shift_f = tl.load(part_ptr + 4 * G)  # mean r
         shift_r = tl.load(part_ptr + 4 * G + 1)  # mean f
     tot_r, tot_f, tot_a, tot_b = _pass(
@@ -300,10 +307,10 @@ def _loss_terms_kernel(
         shift_r, shift_f, zero, zero, rt, rc, ft, fc, drift, w_r, w_f,
         MODE, RTERM, FTERM, REDUCTION, HAS_DRIFT, True, COMPUTE_GRAD, ACC, BLOCK,
     )
-    if REDUCTION != 0:
+    if REDUCTION != REDUCE_NONE:
         tl.store(part_ptr + pid, tot_r)
         tl.store(part_ptr + G + pid, tot_f)
-    if MODE == 1 and COMPUTE_GRAD:
+    if MODE == MODE_RELATIVISTIC and COMPUTE_GRAD:
         tl.store(part_ptr + 2 * G + pid, tot_a)
         tl.store(part_ptr + 3 * G + pid, tot_b)
 
@@ -321,6 +328,13 @@ def _loss_correct_kernel(gr_ptr, gf_ptr, part_ptr, n_r, n_f, G, BLOCK: tl.conste
     tl.store(gf_ptr + offs, tl.load(gf_ptr + offs, mask=mf, other=0.0) - c_f, mask=mf)
 
 
+def _term_code(term: _kinds.Term) -> int:
+    """The kernel's compile-time term code: BCE against 1 or 0 gets its own (see _utils)."""
+    if term.type == _kinds.TERM_BCE and term.t in (0.0, 1.0):
+        return TERM_BCE_ONE.value if term.t == 1.0 else TERM_BCE_ZERO.value
+    return term.type
+
+
 @functools.lru_cache(maxsize=1024)  # a training run repeats a handful of these every step
 def _launch_args(spec: _kinds.LossSpec, has_real: bool, reduction: int, compute_grad: bool, acc: torch.dtype):
     """(keep, runtime scalars, compile-time flags) of a launch: its arguments' values, not its data.
@@ -334,8 +348,8 @@ def _launch_args(spec: _kinds.LossSpec, has_real: bool, reduction: int, compute_
         *split3(spec.drift, "drift"),
     )
     flags = MappingProxyType(dict(  # read-only: every later launch with these arguments shares it
-        MODE=spec.mode, RTERM=spec.real.type if has_real else _kinds.TERM_NONE,
-        FTERM=spec.fake.type, REDUCTION=reduction, COMPUTE_GRAD=keep,
+        MODE=spec.mode, RTERM=_term_code(spec.real) if has_real else _kinds.TERM_NONE,
+        FTERM=_term_code(spec.fake), REDUCTION=reduction, COMPUTE_GRAD=keep,
         HAS_DRIFT=(spec.drift != 0.0 and has_real), ACC=tl_acc(acc),
     ))
     return keep, consts, flags
