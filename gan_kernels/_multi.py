@@ -140,11 +140,9 @@ def reference_feature_matching(reals, fakes, weights, reduction):
     return reference.feature_matching_loss([p[0] for p in pairs], [p[1] for p in pairs], weights, reduction)
 
 
-def _register_reference() -> None:
-    from .functional import _reference_d_loss, _reference_g_loss
-
-    _registry.register("d_loss_list", "reference", looped_d_loss(_reference_d_loss))
-    _registry.register("g_loss_list", "reference", looped_g_loss(_reference_g_loss))
+def register_reference() -> None:
+    """The reference's list ops: its single-tensor losses looped, and plain feature matching."""
+    register_looped("reference")
     _registry.register("feature_matching", "reference", reference_feature_matching)
 
 

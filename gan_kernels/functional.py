@@ -467,4 +467,4 @@ def r1_penalty(
     return grad_penalty(g, "r1", weight=gamma / 2, inv_scale=inv_scale, backend=backend)
 
 
-_multi._register_reference()
+_multi.register_reference()
