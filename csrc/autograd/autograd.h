@@ -28,6 +28,14 @@ inline at::ScalarType acc_of(const at::Tensor& x) {
 
 inline at::Tensor up(const at::Tensor& x) { return x.to(acc_of(x)); }
 
+// Real and fake brought to one dtype (torch's promotion), differentiably.
+inline void promote_pair(at::Tensor& a, at::Tensor& b) {
+  if (a.scalar_type() == b.scalar_type()) return;
+  const at::ScalarType t = c10::promoteTypes(a.scalar_type(), b.scalar_type());
+  a = a.to(t);
+  b = b.to(t);
+}
+
 // Reduce a per-element (or per-sample) tensor: 0 none, 1 mean, 2 sum.
 inline at::Tensor reduce(const at::Tensor& x, int64_t reduction) {
   if (reduction == 1) return x.mean();

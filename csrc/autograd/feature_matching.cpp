@@ -134,11 +134,7 @@ std::pair<std::vector<at::Tensor>, std::vector<at::Tensor>> checked_features(at:
                       ": the two feature maps of a pair must have the same shape");
     TORCH_CHECK_VALUE(r.sym_numel() != 0, "feature_matching_loss pair ", k, ": the feature maps are empty (shape ",
                       py_shape(r.sym_sizes()), ")");
-    if (r.scalar_type() != f.scalar_type()) {
-      const at::ScalarType t = c10::promoteTypes(r.scalar_type(), f.scalar_type());
-      r = r.to(t);
-      f = f.to(t);
-    }
+    promote_pair(r, f);
     r_out.push_back(r);
     f_out.push_back(f);
   }

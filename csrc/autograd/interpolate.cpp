@@ -97,22 +97,14 @@ at::Tensor checked_alpha(const at::Tensor& real, const at::Tensor& fake, const a
 at::Tensor interpolate_autograd(const at::Tensor& real, const at::Tensor& fake, const at::Tensor& alpha) {
   at::Tensor r = real, f = fake;
   const at::Tensor a = checked_alpha(real, fake, alpha);
-  if (r.scalar_type() != f.scalar_type()) {
-    const at::ScalarType t = c10::promoteTypes(r.scalar_type(), f.scalar_type());
-    r = r.to(t);
-    f = f.to(t);
-  }
+  promote_pair(r, f);
   return InterpolateFunction::apply(r, f, a);
 }
 
 at::Tensor interpolate_plain(const at::Tensor& real, const at::Tensor& fake, const at::Tensor& alpha) {
   at::Tensor r = real, f = fake;
   const at::Tensor a = checked_alpha(real, fake, alpha);
-  if (r.scalar_type() != f.scalar_type()) {
-    const at::ScalarType t = c10::promoteTypes(r.scalar_type(), f.scalar_type());
-    r = r.to(t);
-    f = f.to(t);
-  }
+  promote_pair(r, f);
   return interpolate_forward(r, f, a);
 }
 

@@ -90,6 +90,27 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward(const at::Tensor& re
                  s.real.t, s.real.c, s.fake.type, s.fake.t, s.fake.c, s.drift, reduction, compute_grad);
 }
 
+// A Function's spec and reduction, kept in its context for the backward.
+void save_spec(AutogradContext* ctx, const LossSpec& spec, int64_t reduction) {
+  ctx->saved_data["mode"] = static_cast<int64_t>(spec.mode);
+  ctx->saved_data["real_term"] = static_cast<int64_t>(spec.real.type);
+  ctx->saved_data["fake_term"] = static_cast<int64_t>(spec.fake.type);
+  ctx->saved_data["rt"] = spec.real.t;
+  ctx->saved_data["rc"] = spec.real.c;
+  ctx->saved_data["ft"] = spec.fake.t;
+  ctx->saved_data["fc"] = spec.fake.c;
+  ctx->saved_data["drift"] = spec.drift;
+  ctx->saved_data["reduction"] = reduction;
+}
+
+LossSpec load_spec(AutogradContext* ctx) {
+  const auto& d = ctx->saved_data;
+  return LossSpec{static_cast<int>(d.at("mode").toInt()),
+                  {static_cast<int>(d.at("real_term").toInt()), d.at("rt").toDouble(), d.at("rc").toDouble()},
+                  {static_cast<int>(d.at("fake_term").toInt()), d.at("ft").toDouble(), d.at("fc").toDouble()},
+                  d.at("drift").toDouble()};
+}
+
 }  // namespace
 
 // Outside the anonymous namespace: the graph node is named after this class.
@@ -101,15 +122,7 @@ class LossFunction : public torch::autograd::Function<LossFunction> {
     const at::Tensor real = real_opt.has_value() ? *real_opt : at::Tensor();
     auto [loss, grad_real, grad_fake] = loss_forward(real, fake, spec, reduction, compute_grad);
     ctx->save_for_backward({real, fake, grad_real, grad_fake});
-    ctx->saved_data["mode"] = static_cast<int64_t>(spec.mode);
-    ctx->saved_data["real_term"] = static_cast<int64_t>(spec.real.type);
-    ctx->saved_data["fake_term"] = static_cast<int64_t>(spec.fake.type);
-    ctx->saved_data["rt"] = spec.real.t;
-    ctx->saved_data["rc"] = spec.real.c;
-    ctx->saved_data["ft"] = spec.fake.t;
-    ctx->saved_data["fc"] = spec.fake.c;
-    ctx->saved_data["drift"] = spec.drift;
-    ctx->saved_data["reduction"] = reduction;
+    save_spec(ctx, spec, reduction);
     return loss;
   }
 
@@ -122,12 +135,8 @@ class LossFunction : public torch::autograd::Function<LossFunction> {
     const at::Tensor& go = grad_outputs[0];
     at::Tensor d_real, d_fake;
     if (at::GradMode::is_enabled() || grad_fake.sym_numel() == 0) {
-      const auto& d = ctx->saved_data;
-      LossSpec spec{static_cast<int>(d.at("mode").toInt()),
-                    {static_cast<int>(d.at("real_term").toInt()), d.at("rt").toDouble(), d.at("rc").toDouble()},
-                    {static_cast<int>(d.at("fake_term").toInt()), d.at("ft").toDouble(), d.at("fc").toDouble()},
-                    d.at("drift").toDouble()};
-      const int64_t reduction = d.at("reduction").toInt();
+      const LossSpec spec = load_spec(ctx);
+      const int64_t reduction = ctx->saved_data.at("reduction").toInt();
       auto grads = vjp([&](const variable_list& x) { return loss_formula(x[0], x[1], spec, reduction); },
                        {real, fake}, needs, go);
       d_real = grads[0];
@@ -173,11 +182,7 @@ std::pair<at::Tensor, at::Tensor> checked_logits(const std::optional<at::Tensor>
                       "have the same shape, got ",
                       py_shape(real.sym_sizes()), " and ", py_shape(f.sym_sizes()));
   }
-  if (real.scalar_type() != f.scalar_type()) {
-    const at::ScalarType t = c10::promoteTypes(real.scalar_type(), f.scalar_type());
-    real = real.to(t);
-    f = f.to(t);
-  }
+  promote_pair(real, f);
   return {real, f};
 }
 
@@ -225,25 +230,6 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, std::vector<at::Tens
                  reduction, compute_grad);
 }
 
-void save_spec(AutogradContext* ctx, const LossSpec& spec, int64_t reduction) {
-  ctx->saved_data["mode"] = static_cast<int64_t>(spec.mode);
-  ctx->saved_data["real_term"] = static_cast<int64_t>(spec.real.type);
-  ctx->saved_data["fake_term"] = static_cast<int64_t>(spec.fake.type);
-  ctx->saved_data["rt"] = spec.real.t;
-  ctx->saved_data["rc"] = spec.real.c;
-  ctx->saved_data["ft"] = spec.fake.t;
-  ctx->saved_data["fc"] = spec.fake.c;
-  ctx->saved_data["drift"] = spec.drift;
-  ctx->saved_data["reduction"] = reduction;
-}
-
-LossSpec load_spec(AutogradContext* ctx) {
-  const auto& d = ctx->saved_data;
-  return LossSpec{static_cast<int>(d.at("mode").toInt()),
-                  {static_cast<int>(d.at("real_term").toInt()), d.at("rt").toDouble(), d.at("rc").toDouble()},
-                  {static_cast<int>(d.at("fake_term").toInt()), d.at("ft").toDouble(), d.at("fc").toDouble()},
-                  d.at("drift").toDouble()};
-}
 
 }  // namespace
 
@@ -351,11 +337,7 @@ std::pair<std::vector<at::Tensor>, std::vector<at::Tensor>> checked_lists(at::Te
     TORCH_CHECK_VALUE(spec.mode != kModePaired || r.sym_sizes() == f.sym_sizes(), "discriminator ", i,
                       ": the rpgan kind pairs real and fake logits element by element: shapes must match, got ",
                       py_shape(r.sym_sizes()), " and ", py_shape(f.sym_sizes()));
-    if (r.scalar_type() != f.scalar_type()) {
-      const at::ScalarType t = c10::promoteTypes(r.scalar_type(), f.scalar_type());
-      r = r.to(t);
-      f = f.to(t);
-    }
+    promote_pair(r, f);
     r_out.push_back(r);
     f_out.push_back(f);
   }
