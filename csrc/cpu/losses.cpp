@@ -234,9 +234,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward_cpu(
     int64_t reduction, bool compute_grad) {
   const LossSpec spec =
       make_spec(mode, real_term, real_target, real_coef, fake_term, fake_target, fake_coef, drift);
-  // A spec without a real term (a separate-mode G loss) ignores real logits passed anyway.
-  const at::Tensor real = spec_uses_real(spec) && real_opt.has_value() ? *real_opt : at::Tensor();
-  check_loss_logits(real, fake, spec, reduction, c10::DeviceType::CPU, "loss_forward");
+  const at::Tensor real = checked_real_logits(real_opt, fake, spec, reduction, c10::DeviceType::CPU, "loss_forward");
   const Logits r = logits_of(real.defined() ? std::optional<at::Tensor>(real) : std::nullopt);
   const Logits f = logits_of(fake);
   LossResult res;
@@ -316,19 +314,13 @@ LossListResult loss_list_forward_cpu(at::TensorList real, at::TensorList fake, i
                                      double fake_coef, double drift, int64_t reduction, bool compute_grad) {
   const LossSpec spec =
       make_spec(mode, real_term, real_target, real_coef, fake_term, fake_target, fake_coef, drift);
+  check_loss_lists(real, fake, spec, reduction, c10::DeviceType::CPU);
   const bool uses_real = spec_uses_real(spec);
   const int64_t D = static_cast<int64_t>(fake.size());
-  TORCH_CHECK_VALUE(D > 0, "gan_kernels::loss_list_forward: the list of logits is empty");
-  check_reduction(reduction);
-  TORCH_CHECK_VALUE(reduction != kReduceNone,
-                    "gan_kernels::loss_list_forward: lists of logits take reduction 'mean' or 'sum'");
-  TORCH_CHECK_VALUE(!uses_real || static_cast<int64_t>(real.size()) == D, "gan_kernels::loss_list_forward: ",
-                    real.size(), " real and ", D, " fake tensors; this loss needs one real tensor per fake one");
   bool any_double = false;
   int64_t max_n = 0, total_n = 0;
   for (int64_t i = 0; i < D; ++i) {
     const at::Tensor r = uses_real ? real[i] : at::Tensor();
-    check_loss_logits(r, fake[i], spec, reduction, c10::DeviceType::CPU, "loss_list_forward");
     any_double = any_double || fake[i].scalar_type() == at::kDouble;
     const int64_t n = std::max(fake[i].numel(), r.defined() ? r.numel() : int64_t{0});
     max_n = std::max(max_n, n);

@@ -99,28 +99,10 @@ FmPair fm_pair(const at::Tensor& r, const at::Tensor& f) {
   return p;
 }
 
-void check_lists(at::TensorList real, at::TensorList fake, c10::ArrayRef<double> weights, const char* op) {
-  const size_t K = fake.size();
-  TORCH_CHECK_VALUE(K > 0, "gan_kernels::", op, ": the list of feature maps is empty");
-  TORCH_CHECK_VALUE(real.size() == K && weights.size() == K, "gan_kernels::", op, ": ", real.size(), " real, ",
-                    K, " fake feature maps and ", weights.size(), " weights; expected one of each per pair");
-  for (size_t k = 0; k < K; ++k) {
-    check_on(real[k], c10::DeviceType::CUDA, op, "real");
-    check_on(fake[k], c10::DeviceType::CUDA, op, "fake");
-    check_cuda(real[k], fake[0], "real");
-    check_cuda(fake[k], fake[0], "fake");
-    TORCH_CHECK_VALUE(is_kernel_dtype(real[k].scalar_type()) && real[k].scalar_type() == fake[k].scalar_type(),
-                      "gan_kernels::", op, ": pair ", k, ": real and fake must have one floating dtype, got ",
-                      py_dtype(real[k].scalar_type()), " and ", py_dtype(fake[k].scalar_type()));
-    TORCH_CHECK_VALUE(real[k].sizes() == fake[k].sizes(), "gan_kernels::", op, ": pair ", k, ": real ",
-                      py_shape(real[k].sizes()), " vs fake ", py_shape(fake[k].sizes()));
-  }
-}
-
 at::Tensor feature_matching_forward_cuda(at::TensorList real, at::TensorList fake, c10::ArrayRef<double> weights,
                                          int64_t reduction) {
   check_reduction(reduction);
-  check_lists(real, fake, weights, "feature_matching_forward");
+  check_feature_lists(real, fake, weights, c10::DeviceType::CUDA, "feature_matching_forward");
   const c10::cuda::CUDAGuard guard(fake[0].device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const int64_t K = static_cast<int64_t>(fake.size());
@@ -183,7 +165,7 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>> feature_matching_ba
     const at::Tensor& grad, at::TensorList real, at::TensorList fake, c10::ArrayRef<double> weights,
     int64_t reduction, bool need_real, bool need_fake) {
   check_reduction(reduction);
-  check_lists(real, fake, weights, "feature_matching_backward");
+  check_feature_lists(real, fake, weights, c10::DeviceType::CUDA, "feature_matching_backward");
   check_cuda(grad, fake[0], "grad");
   const int64_t K = static_cast<int64_t>(fake.size());
   TORCH_CHECK_VALUE(grad.numel() == 1 || grad.numel() == K, "gan_kernels::feature_matching_backward: grad has ",

@@ -431,9 +431,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward_cuda(
     int64_t reduction, bool compute_grad) {
   const LossSpec spec =
       make_spec(mode, real_term, real_target, real_coef, fake_term, fake_target, fake_coef, drift);
-  // A spec without a real term (a separate-mode G loss) ignores real logits passed anyway.
-  const at::Tensor real = spec_uses_real(spec) && real_opt.has_value() ? *real_opt : at::Tensor();
-  check_loss_logits(real, fake, spec, reduction, c10::DeviceType::CUDA, "loss_forward");
+  const at::Tensor real = checked_real_logits(real_opt, fake, spec, reduction, c10::DeviceType::CUDA, "loss_forward");
   return run_loss(real, fake, spec, reduction, compute_grad, fake);
 }
 
@@ -565,21 +563,11 @@ LossListResult loss_list_forward_cuda(at::TensorList real, at::TensorList fake, 
                                       double fake_coef, double drift, int64_t reduction, bool compute_grad) {
   const LossSpec spec =
       make_spec(mode, real_term, real_target, real_coef, fake_term, fake_target, fake_coef, drift);
+  check_loss_lists(real, fake, spec, reduction, c10::DeviceType::CUDA);
   const bool uses_real = spec_uses_real(spec);
   const size_t D = fake.size();
-  TORCH_CHECK_VALUE(D > 0, "gan_kernels::loss_list_forward: the list of logits is empty");
-  check_reduction(reduction);
-  TORCH_CHECK_VALUE(reduction != kReduceNone,
-                    "gan_kernels::loss_list_forward: lists of logits take reduction 'mean' or 'sum'");
-  TORCH_CHECK_VALUE(!uses_real || real.size() == D, "gan_kernels::loss_list_forward: ", real.size(), " real and ",
-                    D, " fake tensors; this loss needs one real tensor per fake one");
   bool any_double = false;
-  for (size_t i = 0; i < D; ++i) {
-    const at::Tensor r = uses_real ? real[i] : at::Tensor();
-    check_loss_logits(r, fake[i], spec, reduction, c10::DeviceType::CUDA, "loss_list_forward");
-    check_cuda(fake[i], fake[0], "fake");
-    any_double = any_double || fake[i].scalar_type() == at::kDouble;
-  }
+  for (size_t i = 0; i < D; ++i) any_double = any_double || fake[i].scalar_type() == at::kDouble;
   const c10::cuda::CUDAGuard guard(fake[0].device());
   const at::ScalarType out_t = any_double ? at::kDouble : at::kFloat;
   std::vector<at::Tensor> losses, grad_real, grad_fake;

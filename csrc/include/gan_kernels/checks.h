@@ -7,6 +7,7 @@
 // The device ops check only what would make them read memory wrongly.
 #pragma once
 
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -131,6 +132,61 @@ inline void check_loss_logits(const at::Tensor& real, const at::Tensor& fake, co
   }
   TORCH_CHECK_VALUE(!(spec.mode == kModeRelativistic && (real.numel() == 0 || fake.numel() == 0)),
                     "gan_kernels::", op, ": the relativistic loss needs non-empty logits");
+}
+
+// check_loss_logits for a device op's optional real logits; returns the real
+// logits the spec reads (undefined when it has no real term: a separate-mode
+// G loss ignores real logits passed anyway).
+inline at::Tensor checked_real_logits(const std::optional<at::Tensor>& real, const at::Tensor& fake,
+                                      const LossSpec& spec, int64_t reduction, c10::DeviceType type,
+                                      const char* op) {
+  const at::Tensor r = spec_uses_real(spec) && real.has_value() ? *real : at::Tensor();
+  check_loss_logits(r, fake, spec, reduction, type, op);
+  return r;
+}
+
+// The list loss's device-op checks: one real tensor per fake one when the
+// spec reads them, a reduced loss, each pair as check_loss_logits wants it,
+// and every tensor on fake[0]'s device.
+inline void check_loss_lists(at::TensorList real, at::TensorList fake, const LossSpec& spec, int64_t reduction,
+                             c10::DeviceType type) {
+  const char* op = "loss_list_forward";
+  const bool uses_real = spec_uses_real(spec);
+  const size_t D = fake.size();
+  TORCH_CHECK_VALUE(D > 0, "gan_kernels::", op, ": the list of logits is empty");
+  check_reduction(reduction);
+  TORCH_CHECK_VALUE(reduction != kReduceNone, "gan_kernels::", op, ": lists of logits take reduction 'mean' or 'sum'");
+  TORCH_CHECK_VALUE(!uses_real || real.size() == D, "gan_kernels::", op, ": ", real.size(), " real and ", D,
+                    " fake tensors; this loss needs one real tensor per fake one");
+  for (size_t i = 0; i < D; ++i) {
+    const at::Tensor r = uses_real ? real[i] : at::Tensor();
+    check_loss_logits(r, fake[i], spec, reduction, type, op);
+    TORCH_CHECK_VALUE(fake[i].device() == fake[0].device() && (!r.defined() || r.device() == fake[0].device()),
+                      "gan_kernels::", op, ": discriminator ", i, "'s logits are not on ", fake[0].device().str(),
+                      " with the others");
+  }
+}
+
+// The feature-matching device ops' checks: one real map and one weight per
+// fake map, each pair of one floating dtype and one shape, all on fake[0]'s
+// device.
+inline void check_feature_lists(at::TensorList real, at::TensorList fake, c10::ArrayRef<double> weights,
+                                c10::DeviceType type, const char* op) {
+  const size_t K = fake.size();
+  TORCH_CHECK_VALUE(K > 0, "gan_kernels::", op, ": the list of feature maps is empty");
+  TORCH_CHECK_VALUE(real.size() == K && weights.size() == K, "gan_kernels::", op, ": ", real.size(), " real, ",
+                    K, " fake feature maps and ", weights.size(), " weights; expected one of each per pair");
+  for (size_t k = 0; k < K; ++k) {
+    check_on(real[k], type, op, "real");
+    check_on(fake[k], type, op, "fake");
+    TORCH_CHECK_VALUE(real[k].device() == fake[0].device() && fake[k].device() == fake[0].device(), "gan_kernels::",
+                      op, ": pair ", k, " is not on ", fake[0].device().str(), " with the others");
+    TORCH_CHECK_VALUE(is_kernel_dtype(real[k].scalar_type()) && real[k].scalar_type() == fake[k].scalar_type(),
+                      "gan_kernels::", op, ": pair ", k, ": real and fake must have one floating dtype, got ",
+                      py_dtype(real[k].scalar_type()), " and ", py_dtype(fake[k].scalar_type()));
+    TORCH_CHECK_VALUE(real[k].sizes() == fake[k].sizes(), "gan_kernels::", op, ": pair ", k, ": real ",
+                      py_shape(real[k].sizes()), " vs fake ", py_shape(fake[k].sizes()));
+  }
 }
 
 }  // namespace gan_kernels
