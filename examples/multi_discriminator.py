@@ -27,7 +27,6 @@ one waveform and carry upsampling harmonics above the band -- a loss demonstrati
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import os

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._kinds import MODE_PAIRED, MODE_RELATIVISTIC, MODE_SEPARATE, REDUCTIONS, TERM_NONE
+from ._kinds import MODE_RELATIVISTIC, MODE_SEPARATE, REDUCTIONS, TERM_NONE
 from ._layout import empty_batch_major
 from .reference import acc_dtype
 

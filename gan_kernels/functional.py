@@ -158,7 +158,7 @@ def g_loss(
     Lists of logits, one per discriminator, give the sum of the per-tensor losses (see
     :func:`d_loss`, also for ``return_terms``).
     """
-    if return_terms or _multi.is_list(fake_logits) or _multi.is_list(real_logits):
+    if return_terms or type(fake_logits) in _SEQUENCES or type(real_logits) in _SEQUENCES:
         return _g_loss_list(fake_logits, kind, real_logits, reduction, ls_target, backend, return_terms)
     if type(kind) is not str or kind not in _G_KINDS:
         _checks.bad_choice(kind, _kinds.G_LOSS_KINDS, "g_loss kind")
