@@ -8,8 +8,8 @@ layers along time) and a multi-scale set (2 scales: the waveform and its 2x aver
 grouped Conv1d layers), five discriminators that each return logits and feature maps. The losses are
 HiFi-GAN's, each one call over the whole list of discriminators:
 
-    D:  sum_d mean((1 - r_d)^2) + mean(f_d^2)                 = 2 * gk.d_loss(rs, fs, "least_squares")
-    G:  sum_d mean((1 - f_d)^2) + 2 sum_dl mean|r_dl - f_dl|  = 2 * gk.g_loss(fs, "least_squares")
+    D:  sum_d mean((1 - r_d)^2) + mean(f_d^2)                 = gk.d_loss(rs, fs, "least_squares", weight=2.0)
+    G:  sum_d mean((1 - f_d)^2) + 2 sum_dl mean|r_dl - f_dl|  = gk.g_loss(fs, "least_squares", weight=2.0)
                                                                 + gk.feature_matching_loss(r_fm, f_fm, weight=2.0)
 
     python examples/multi_discriminator.py                  # 1-2 minutes on 2 free CPU cores (60-120 ms a step)
@@ -187,10 +187,10 @@ def gk_losses(fm_weight: float, backend: str):
     """The same sums, one gan_kernels call each (the library's LS kind halves each term)."""
 
     def d_loss(rs, fs):
-        return 2 * gk.d_loss(rs, fs, "least_squares", backend=backend)
+        return gk.d_loss(rs, fs, "least_squares", weight=2.0, backend=backend)
 
     def g_loss(fs, r_fm, f_fm):
-        return (2 * gk.g_loss(fs, "least_squares", backend=backend),
+        return (gk.g_loss(fs, "least_squares", weight=2.0, backend=backend),
                 gk.feature_matching_loss(r_fm, f_fm, weight=fm_weight, backend=backend))
 
     return d_loss, g_loss

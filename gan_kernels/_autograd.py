@@ -143,18 +143,18 @@ def register_kernel_backend(name: str, ops: SimpleNamespace, fns: Optional[Simpl
     fns = make_functions(ops, name) if fns is None else fns
     reductions = _kinds.REDUCTIONS
 
-    def d_loss(real, fake, kind, reduction, real_label, drift, ls_targets):
+    def d_loss(real, fake, kind, reduction, real_label, drift, ls_targets, weight):
         real, fake = _checks.logits(real, fake)
         compute_grad = torch.is_grad_enabled() and (real.requires_grad or fake.requires_grad)
-        args = _kinds.d_loss_args(kind, real_label, drift, ls_targets[0], ls_targets[1])
-        formula = lambda r, f: reference.d_loss(r, f, kind, reduction, real_label, drift, ls_targets)  # noqa: E731
+        args = _kinds.d_loss_args(kind, real_label, drift, ls_targets[0], ls_targets[1], weight)
+        formula = lambda r, f: reference.d_loss(r, f, kind, reduction, real_label, drift, ls_targets, weight)  # noqa: E731
         return fns.Loss.apply(real, fake, args, reductions[reduction], compute_grad, formula)
 
-    def g_loss(fake, kind, real, reduction, ls_target):
+    def g_loss(fake, kind, real, reduction, ls_target, weight):
         real, fake = _checks.logits(real, fake)
         compute_grad = torch.is_grad_enabled() and (fake.requires_grad or (real is not None and real.requires_grad))
-        args = _kinds.g_loss_args(kind, ls_target)
-        formula = lambda r, f: reference.g_loss(f, kind, r, reduction, ls_target)  # noqa: E731
+        args = _kinds.g_loss_args(kind, ls_target, weight)
+        formula = lambda r, f: reference.g_loss(f, kind, r, reduction, ls_target, weight)  # noqa: E731
         return fns.Loss.apply(real, fake, args, reductions[reduction], compute_grad, formula)
 
     def interpolate(real, fake, alpha):

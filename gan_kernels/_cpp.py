@@ -86,11 +86,12 @@ def _register_native() -> None:
     d_args, g_args = _kinds.d_loss_args, _kinds.g_loss_args
 
     # The registry's signatures (see gan_kernels.reference); the op checks the tensors.
-    def d_loss(real, fake, kind, reduction, real_label, drift, ls_targets):
-        return loss_op(real, fake, *d_args(kind, real_label, drift, ls_targets[0], ls_targets[1]), reductions[reduction])
+    def d_loss(real, fake, kind, reduction, real_label, drift, ls_targets, weight):
+        return loss_op(real, fake, *d_args(kind, real_label, drift, ls_targets[0], ls_targets[1], weight),
+                       reductions[reduction])
 
-    def g_loss(fake, kind, real, reduction, ls_target):
-        return loss_op(real, fake, *g_args(kind, ls_target), reductions[reduction])
+    def g_loss(fake, kind, real, reduction, ls_target, weight):
+        return loss_op(real, fake, *g_args(kind, ls_target, weight), reductions[reduction])
 
     def grad_penalty(grad, kind, center, weight, reduction, inv_scale):
         if inv_scale is None or type(inv_scale) is float:
@@ -118,13 +119,14 @@ def _register_lists() -> None:
 
     # The registry's list signatures (gan_kernels._multi): the lists are checked for type and
     # length already; the op checks every tensor, naming its index.
-    def d_loss_list(reals, fakes, kind, reduction, real_label, drift, ls_targets, return_terms):
-        total, terms = loss_list_op(reals, fakes, *d_args(kind, real_label, drift, ls_targets[0], ls_targets[1]),
+    def d_loss_list(reals, fakes, kind, reduction, real_label, drift, ls_targets, weight, return_terms):
+        total, terms = loss_list_op(reals, fakes,
+                                    *d_args(kind, real_label, drift, ls_targets[0], ls_targets[1], weight),
                                     reductions[reduction])
         return (total, terms) if return_terms else total
 
-    def g_loss_list(fakes, kind, reals, reduction, ls_target, return_terms):
-        total, terms = loss_list_op(reals if reals is not None else [], fakes, *g_args(kind, ls_target),
+    def g_loss_list(fakes, kind, reals, reduction, ls_target, weight, return_terms):
+        total, terms = loss_list_op(reals if reals is not None else [], fakes, *g_args(kind, ls_target, weight),
                                     reductions[reduction])
         return (total, terms) if return_terms else total
 

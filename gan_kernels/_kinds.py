@@ -48,6 +48,14 @@ class LossSpec(NamedTuple):
         """Whether the loss reads the real logits (a separate-mode G loss does not)."""
         return self.mode != MODE_SEPARATE or self.real.type != TERM_NONE
 
+    def scaled(self, weight: float) -> "LossSpec":
+        """The spec of ``weight`` times this loss: every multiplier and the drift scaled."""
+        if weight == 1.0:
+            return self
+        r, f = self.real, self.fake
+        return LossSpec(self.mode, Term(r.type, r.t, r.c * weight), Term(f.type, f.t, f.c * weight),
+                        self.drift * weight)
+
     def args(self) -> tuple:
         """The eight spec arguments of the ``loss`` / ``loss_forward`` schemas, in order."""
         r, f = self.real, self.fake
@@ -99,23 +107,24 @@ _D_ARGS: dict = {}
 _G_ARGS: dict = {}
 
 
-def d_loss_args(kind: str, real_label: float, drift: float, ls_fake: float, ls_real: float) -> tuple:
-    """``d_loss_spec(...).args()``, memoised (the same few arguments every step)."""
-    key = (kind, real_label, drift, ls_fake, ls_real)
+def d_loss_args(kind: str, real_label: float, drift: float, ls_fake: float, ls_real: float,
+                weight: float = 1.0) -> tuple:
+    """``d_loss_spec(...).scaled(weight).args()``, memoised (the same few arguments every step)."""
+    key = (kind, real_label, drift, ls_fake, ls_real, weight)
     args = _D_ARGS.get(key)
     if args is None:
         if len(_D_ARGS) > 1024:  # a caller that varies them every step (a schedule, or NaN) stays bounded
             _D_ARGS.clear()
-        args = _D_ARGS[key] = d_loss_spec(kind, real_label, drift, ls_fake, ls_real).args()
+        args = _D_ARGS[key] = d_loss_spec(kind, real_label, drift, ls_fake, ls_real).scaled(weight).args()
     return args
 
 
-def g_loss_args(kind: str, ls_target: float) -> tuple:
-    """``g_loss_spec(...).args()``, memoised."""
-    key = (kind, ls_target)
+def g_loss_args(kind: str, ls_target: float, weight: float = 1.0) -> tuple:
+    """``g_loss_spec(...).scaled(weight).args()``, memoised."""
+    key = (kind, ls_target, weight)
     args = _G_ARGS.get(key)
     if args is None:
         if len(_G_ARGS) > 1024:
             _G_ARGS.clear()
-        args = _G_ARGS[key] = g_loss_spec(kind, ls_target).args()
+        args = _G_ARGS[key] = g_loss_spec(kind, ls_target).scaled(weight).args()
     return args

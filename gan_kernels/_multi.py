@@ -95,12 +95,12 @@ def _check_devices(tensors: Sequence[Tensor], name: str) -> None:
 def looped_d_loss(single):
     """A list d_loss from a back end's single-tensor d_loss implementation."""
 
-    def d_loss_list(reals, fakes, kind, reduction, real_label, drift, ls_targets, return_terms):
+    def d_loss_list(reals, fakes, kind, reduction, real_label, drift, ls_targets, weight, return_terms):
         _check_devices(fakes, "fake_logits")
         terms = []
         for i, (r, f) in enumerate(zip(reals, fakes)):
             r, f = _loss_pair(r, f, i, kind == "rpgan")
-            terms.append(single(r, f, kind, reduction, real_label, drift, ls_targets))
+            terms.append(single(r, f, kind, reduction, real_label, drift, ls_targets, weight))
         return _finish(terms, return_terms)
 
     return d_loss_list
@@ -109,12 +109,12 @@ def looped_d_loss(single):
 def looped_g_loss(single):
     """A list g_loss from a back end's single-tensor g_loss implementation."""
 
-    def g_loss_list(fakes, kind, reals, reduction, ls_target, return_terms):
+    def g_loss_list(fakes, kind, reals, reduction, ls_target, weight, return_terms):
         _check_devices(fakes, "fake_logits")
         terms = []
         for i, f in enumerate(fakes):
             r, f = _loss_pair(None if reals is None else reals[i], f, i, kind == "rpgan")
-            terms.append(single(f, kind, r, reduction, ls_target))
+            terms.append(single(f, kind, r, reduction, ls_target, weight))
         return _finish(terms, return_terms)
 
     return g_loss_list

@@ -37,6 +37,7 @@ class DiscriminatorLoss(nn.Module):
         real_label: float = 1.0,
         drift: float = 0.0,
         ls_targets: Sequence[float] = (0.0, 1.0),
+        weight: float = 1.0,
         backend: str = "auto",
     ):
         super().__init__()
@@ -45,12 +46,13 @@ class DiscriminatorLoss(nn.Module):
         self.real_label = _number(real_label, "real_label")
         self.drift = _number(drift, "drift")
         self.ls_targets = _checks.ls_targets(ls_targets)
+        self.weight = _number(weight, "weight")
         self.backend = _registry.check_backend_name(backend)
 
     def forward(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return F.d_loss(
             real_logits, fake_logits, self.kind, reduction=self.reduction, real_label=self.real_label,
-            drift=self.drift, ls_targets=self.ls_targets, backend=self.backend,
+            drift=self.drift, ls_targets=self.ls_targets, weight=self.weight, backend=self.backend,
         )
 
     def extra_repr(self) -> str:
@@ -63,17 +65,19 @@ class GeneratorLoss(nn.Module):
     Lists of logits (one tensor per discriminator) give the sum of the per-discriminator losses.
     """
 
-    def __init__(self, kind: str = "logistic", *, reduction: str = "mean", ls_target: float = 1.0, backend: str = "auto"):
+    def __init__(self, kind: str = "logistic", *, reduction: str = "mean", ls_target: float = 1.0,
+                 weight: float = 1.0, backend: str = "auto"):
         super().__init__()
         self.kind = _choice(kind, tuple(_kinds.G_LOSS_KINDS), "g_loss kind")
         self.reduction = _choice(reduction, tuple(_kinds.REDUCTIONS), "reduction")
         self.ls_target = _number(ls_target, "ls_target")
+        self.weight = _number(weight, "weight")
         self.backend = _registry.check_backend_name(backend)
 
     def forward(self, fake_logits: Tensor, real_logits: Optional[Tensor] = None) -> Tensor:
         return F.g_loss(
             fake_logits, self.kind, real_logits=real_logits, reduction=self.reduction,
-            ls_target=self.ls_target, backend=self.backend,
+            ls_target=self.ls_target, weight=self.weight, backend=self.backend,
         )
 
     def extra_repr(self) -> str:

@@ -69,6 +69,10 @@ def _combine(real_term: Optional[Tensor], fake_term: Optional[Tensor], reduction
     return out
 
 
+def _weighted(loss: Tensor, weight: float) -> Tensor:
+    return loss if weight == 1.0 else weight * loss
+
+
 def d_loss(
     real: Tensor,
     fake: Tensor,
@@ -77,6 +81,7 @@ def d_loss(
     real_label: float = 1.0,
     drift: float = 0.0,
     ls_targets: tuple = (0.0, 1.0),
+    weight: float = 1.0,
 ) -> Tensor:
     r, f = _up(real), _up(fake)
     if kind == "logistic":
@@ -97,7 +102,7 @@ def d_loss(
         raise ValueError(f"unknown d_loss kind {kind!r}")
     if drift != 0.0:
         real_term = real_term + drift * r * r
-    return _combine(real_term, fake_term, reduction)
+    return _weighted(_combine(real_term, fake_term, reduction), weight)
 
 
 def g_loss(
@@ -106,7 +111,12 @@ def g_loss(
     real: Optional[Tensor] = None,
     reduction: str = "mean",
     ls_target: float = 1.0,
+    weight: float = 1.0,
 ) -> Tensor:
+    return _weighted(_g_loss(fake, kind, real, reduction, ls_target), weight)
+
+
+def _g_loss(fake: Tensor, kind: str, real: Optional[Tensor], reduction: str, ls_target: float) -> Tensor:
     f = _up(fake)
     r = _up(real) if real is not None else None
     if kind == "logistic":
@@ -183,13 +193,15 @@ def _sum_in_order(terms):
     return total
 
 
-def d_loss_list(reals, fakes, kind="logistic", reduction="mean", real_label=1.0, drift=0.0, ls_targets=(0.0, 1.0)):
-    return _sum_in_order([d_loss(r, f, kind, reduction, real_label, drift, ls_targets) for r, f in zip(reals, fakes)])
+def d_loss_list(reals, fakes, kind="logistic", reduction="mean", real_label=1.0, drift=0.0, ls_targets=(0.0, 1.0),
+                weight=1.0):
+    return _sum_in_order([d_loss(r, f, kind, reduction, real_label, drift, ls_targets, weight)
+                          for r, f in zip(reals, fakes)])
 
 
-def g_loss_list(fakes, kind="logistic", reals=None, reduction="mean", ls_target=1.0):
+def g_loss_list(fakes, kind="logistic", reals=None, reduction="mean", ls_target=1.0, weight=1.0):
     reals = [None] * len(fakes) if reals is None else reals
-    return _sum_in_order([g_loss(f, kind, r, reduction, ls_target) for f, r in zip(fakes, reals)])
+    return _sum_in_order([g_loss(f, kind, r, reduction, ls_target, weight) for f, r in zip(fakes, reals)])
 
 
 def feature_matching_term(real: Tensor, fake: Tensor, weight: float = 1.0, reduction: str = "mean") -> Tensor:

@@ -14,6 +14,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
+#include <torch/csrc/autograd/graph_task.h>
 
 namespace gan_kernels {
 namespace autograd {
@@ -34,6 +35,26 @@ inline void promote_pair(at::Tensor& a, at::Tensor& b) {
   const at::ScalarType t = c10::promoteTypes(a.scalar_type(), b.scalar_type());
   a = a.to(t);
   b = b.to(t);
+}
+
+// Whether a backward may hand out its saved per-element gradients themselves
+// instead of scaled copies: grad_out is exactly 1 (the usual `loss.backward()`
+// gives a loss node exactly 1), read in place from a plain CPU scalar (no
+// synchronisation; a CUDA value would need one), and the graph is not kept, so
+// the engine frees the saved tensors right after this call and no later
+// backward can see a caller's in-place change to the gradient. Fake tensors,
+// functorch wrappers and subclasses carry other dispatch keys and take the
+// general path.
+inline bool can_return_saved(const at::Tensor& go) {
+  if (torch::autograd::get_current_graph_task_keep_graph()) return false;
+  static const c10::DispatchKeySet plain = c10::DispatchKeySet(c10::DispatchKey::CPU) |
+                                           c10::DispatchKeySet(c10::DispatchKey::AutogradCPU) |
+                                           c10::DispatchKeySet(c10::DispatchKey::ADInplaceOrView) |
+                                           c10::DispatchKeySet(c10::DispatchKey::AutocastCPU);
+  if (!go.defined() || !plain.isSupersetOf(go.key_set()) || go.sym_numel() != 1) return false;
+  if (go.scalar_type() == at::kFloat) return *go.const_data_ptr<float>() == 1.0f;
+  if (go.scalar_type() == at::kDouble) return *go.const_data_ptr<double>() == 1.0;
+  return false;
 }
 
 // Reduce a per-element (or per-sample) tensor: 0 none, 1 mean, 2 sum.

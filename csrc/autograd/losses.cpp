@@ -4,7 +4,8 @@
 //
 // Forward runs loss_forward, which returns the per-element gradients for a
 // unit upstream gradient in the same pass; backward scales them
-// (loss_backward). Saved: the two gradients, and the logits themselves
+// (loss_backward), or returns them as they are when the upstream gradient is
+// exactly 1 and the graph is not kept (can_return_saved). Saved: the two gradients, and the logits themselves
 // (references to the caller's tensors, no copies) for the second derivative
 // and for the relativistic kind with reduction "none", whose Jacobian is not
 // diagonal.
@@ -141,6 +142,10 @@ class LossFunction : public torch::autograd::Function<LossFunction> {
                        {real, fake}, needs, go);
       d_real = grads[0];
       d_fake = grads[1];
+    } else if (can_return_saved(go) && (!needs[0] || grad_real.scalar_type() == real.scalar_type()) &&
+               grad_fake.scalar_type() == fake.scalar_type()) {
+      d_real = grad_real;
+      d_fake = grad_fake;
     } else {
       static auto op = c10::Dispatcher::singleton()
                            .findSchemaOrThrow("gan_kernels::loss_backward", "")
@@ -280,11 +285,17 @@ class LossListFunction : public torch::autograd::Function<LossListFunction> {
       };
       grads = vjp(formula, logits, needs, go);
     } else {
-      // One backward call for every tensor that needs a gradient.
+      // One backward call for every tensor that needs a gradient (none when
+      // the saved ones can be returned and have the logits' dtypes).
+      const bool reuse = can_return_saved(go);
       std::vector<at::Tensor> sv, like;
       std::vector<size_t> where;
       for (size_t i = 0; i < n_in; ++i) {
         if (!needs[i]) continue;
+        if (reuse && saved[n_in + i].scalar_type() == logits[i].scalar_type()) {
+          grads[i] = saved[n_in + i];
+          continue;
+        }
         sv.push_back(saved[n_in + i]);
         like.push_back(logits[i]);
         where.push_back(i);

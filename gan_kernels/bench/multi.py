@@ -250,16 +250,18 @@ def loss_fns(case: MultiCase, loss: str, backends: Sequence[str]) -> Dict[str, C
             out["loop"] = lambda i: (pix2pixhd_gan_loss(i.fake_logits, False)
                                      + pix2pixhd_gan_loss(i.real_logits, True)) * 0.5
         for b in backends:
-            # The library's LS kind halves each term: HiFi-GAN's sum is twice it, pix2pixHD's is it.
+            # The library's LS kind halves each term: HiFi-GAN's sum is twice it (weight=2 scales it in
+            # the kernel, one graph node fewer than `2 * loss`), pix2pixHD's is it.
             if hifi:
-                out[f"gk {b}"] = lambda i, b=b: 2 * gk.d_loss(i.real_logits, i.fake_logits, "least_squares", backend=b)
+                out[f"gk {b}"] = lambda i, b=b: gk.d_loss(i.real_logits, i.fake_logits, "least_squares", weight=2.0,
+                                                          backend=b)
             else:
                 out[f"gk {b}"] = lambda i, b=b: gk.d_loss(i.real_logits, i.fake_logits, "least_squares", backend=b)
     elif loss == "g_loss":
         out["loop"] = ((lambda i: hifigan_generator_loss(i.fake_logits)[0]) if hifi
                        else (lambda i: pix2pixhd_gan_loss(i.fake_logits, True)))
         for b in backends:
-            out[f"gk {b}"] = lambda i, b=b: 2 * gk.g_loss(i.fake_logits, "least_squares", backend=b)
+            out[f"gk {b}"] = lambda i, b=b: gk.g_loss(i.fake_logits, "least_squares", weight=2.0, backend=b)
     else:
         if hifi:
             out["loop"] = lambda i: hifigan_feature_loss(i.real_fmaps, i.fake_fmaps)
