@@ -596,10 +596,9 @@ static_assert(sizeof(LossTable<double, double>) <= kTableBytes, "the loss table 
 // rows of `slots` doubles, one slot per chunk of the whole list (a float partial converts
 // exactly). The entries are never relativistic (no means) and never "none" (lists are reduced).
 template <typename scalar_t, typename acc_t>
-__global__ void __launch_bounds__(kThreads) loss_list_terms_kernel(const __grid_constant__ LossTable<scalar_t, acc_t> tab,
-                                                                   int m, LossSpec spec, int64_t reduction,
-                                                                   bool compute_grad, double* __restrict__ ws,
-                                                                   int64_t slots) {
+__global__ void __launch_bounds__(kThreads)
+    loss_list_terms_kernel(const __grid_constant__ LossTable<scalar_t, acc_t> tab, int m, LossSpec spec,
+                           int64_t reduction, bool compute_grad, double* __restrict__ ws, int64_t slots) {
   __shared__ acc_t smem[kThreads / 32];
   const int64_t b = blockIdx.x;
   const LossEntry<scalar_t, acc_t>& x = tab.entry[table_entry(tab, m, b)];
@@ -651,11 +650,10 @@ __device__ __forceinline__ acc_t entry_loss(const FinishEntry& x, const double* 
 // finishes in several launches that carry the running total through *total (stream order), so
 // it adds exactly as in one launch.
 template <typename out_t>
-__global__ void __launch_bounds__(kFinishThreads) loss_list_finish_kernel(const __grid_constant__ FinishTable tab, int m,
-                                                                          int64_t first, int64_t reduction,
-                                                                          const double* __restrict__ ws, int64_t slots,
-                                                                          out_t* __restrict__ terms,
-                                                                          out_t* __restrict__ total) {
+__global__ void __launch_bounds__(kFinishThreads)
+    loss_list_finish_kernel(const __grid_constant__ FinishTable tab, int m, int64_t first, int64_t reduction,
+                            const double* __restrict__ ws, int64_t slots, out_t* __restrict__ terms,
+                            out_t* __restrict__ total) {
   __shared__ float smem_f[kFinishThreads / 32];
   __shared__ double smem_d[kFinishThreads / 32];
   out_t sum = 0;  // thread 0's
@@ -830,7 +828,8 @@ void launch_list_scale(const std::vector<size_t>& group, const std::vector<at::T
     int64_t first_block = 0;
     for (size_t j = sl.begin; j < sl.end; ++j) {
       const size_t i = group[j];
-      tab.entry[j - sl.begin] = {in[i].const_data_ptr<S>(), work[i].mutable_data_ptr(), in[i].numel(), first_block, codes[i]};
+      tab.entry[j - sl.begin] = {in[i].const_data_ptr<S>(), work[i].mutable_data_ptr(), in[i].numel(), first_block,
+                                 codes[i]};
       first_block += blocks[j];
     }
     loss_list_scale_kernel<S, acc_t><<<static_cast<unsigned int>(sl.blocks), kThreads, 0, stream>>>(
