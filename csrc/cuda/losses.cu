@@ -37,6 +37,7 @@
 #include <torch/library.h>
 
 #include "common.cuh"
+#include "tables.cuh"
 
 namespace gan_kernels {
 namespace cuda_impl {
@@ -221,11 +222,12 @@ __global__ void __launch_bounds__(kThreads) mean_partials_kernel(const scalar_t*
 }
 
 // Sum of the g partials of one quantity, in a fixed order, returned to every thread of the
-// (single) finisher block.
-template <typename acc_t>
-__device__ __forceinline__ acc_t partials_total(const acc_t* row, int64_t g, acc_t* smem) {
+// (single) finisher block. The list ops keep every partial in a double row (a float partial
+// converts exactly both ways), so the sum is the same as from a row of acc_t.
+template <typename acc_t, typename src_t>
+__device__ __forceinline__ acc_t partials_total(const src_t* row, int64_t g, acc_t* smem) {
   acc_t s = 0;
-  for (int64_t b = threadIdx.x; b < g; b += kFinishThreads) s += row[b];
+  for (int64_t b = threadIdx.x; b < g; b += kFinishThreads) s += static_cast<acc_t>(row[b]);
   return block_sum<kFinishThreads>(s, smem);
 }
 
@@ -243,11 +245,36 @@ __global__ void __launch_bounds__(kFinishThreads) finish_means_kernel(const acc_
   }
 }
 
-// Per-element terms of every mode, the same formulas as loss_forward_kernel with one element k
-// per iteration covering both real index k (k < n_r) and fake index k (k < n_f). Relativistic:
-// means = {m_r, m_f} in device memory, and grad_real / grad_fake get the uncorrected
-// a_k + 2 W_r drift r_k / b_k. `part` (null for "none") receives nsums rows of G partials:
-// loss_r, loss_f, then (nsums == 4) sum a, sum b.
+// Per-element terms of every mode over one chunk, the same formulas as loss_forward_kernel with
+// one element k per iteration covering both real index k (k < n_r) and fake index k (k < n_f).
+// Adds the calling thread's share to s = {loss_r, loss_f, sum a, sum b}; for "none" writes
+// loss[k]. Shared by the single loss's grid and the list kernel, so an element's term and
+// gradient are computed by the same code in both.
+template <typename scalar_t, typename acc_t>
+__device__ __forceinline__ void chunk_terms(const ElementTerms<acc_t>& t, const scalar_t* __restrict__ real,
+                                            int64_t n_r, const scalar_t* __restrict__ fake, int64_t n_f, Chunk c,
+                                            bool none, acc_t* __restrict__ loss, acc_t* __restrict__ grad_real,
+                                            acc_t* __restrict__ grad_fake, acc_t (&s)[4]) {
+  for (int64_t k = c.begin + threadIdx.x; k < c.end; k += kThreads) {
+    acc_t lv = 0;  // this element's "none" loss
+    if (k < n_r) {
+      const acc_t v = t.real_term(real, fake, k, grad_real, grad_fake, s[2]);
+      s[0] += v;
+      lv = v;
+    }
+    if (!t.paired && k < n_f) {
+      const acc_t v = t.fake_term(fake, k, grad_fake, s[3]);
+      s[1] += v;
+      // As the one-block kernel: the real term (0 when there is none) plus the fake term.
+      lv = (k < n_r ? lv : acc_t(0)) + v;
+    }
+    if (none) loss[k] = lv;
+  }
+}
+
+// The single loss's terms kernel. Relativistic: means = {m_r, m_f} in device memory, and
+// grad_real / grad_fake get the uncorrected a_k + 2 W_r drift r_k / b_k. `part` (null for "none")
+// receives nsums rows of G partials: loss_r, loss_f, then (nsums == 4) sum a, sum b.
 template <typename scalar_t, typename acc_t>
 __global__ void __launch_bounds__(kThreads) loss_terms_kernel(
     const scalar_t* __restrict__ real, int64_t n_r, const scalar_t* __restrict__ fake, int64_t n_f,
@@ -261,32 +288,18 @@ __global__ void __launch_bounds__(kThreads) loss_terms_kernel(
                               side_weight<acc_t>(reduction, n_r), side_weight<acc_t>(reduction, n_f),
                               static_cast<acc_t>(spec.drift), rel ? means[0] : acc_t(0), rel ? means[1] : acc_t(0)};
 
-  const Chunk c = block_chunk(n_r > n_f ? n_r : n_f, per_block);
-  acc_t sum_r = 0, sum_f = 0, sum_a = 0, sum_b = 0;
-  for (int64_t k = c.begin + threadIdx.x; k < c.end; k += kThreads) {
-    acc_t lv = 0;  // this element's "none" loss
-    if (k < n_r) {
-      const acc_t v = t.real_term(real, fake, k, grad_real, grad_fake, sum_a);
-      sum_r += v;
-      lv = v;
-    }
-    if (!t.paired && k < n_f) {
-      const acc_t v = t.fake_term(fake, k, grad_fake, sum_b);
-      sum_f += v;
-      // As the one-block kernel: the real term (0 when there is none) plus the fake term.
-      lv = (k < n_r ? lv : acc_t(0)) + v;
-    }
-    if (none) loss[k] = lv;
-  }
+  acc_t s[4] = {0, 0, 0, 0};
+  chunk_terms(t, real, n_r, fake, n_f, block_chunk(n_r > n_f ? n_r : n_f, per_block), none, loss, grad_real,
+              grad_fake, s);
 
   if (part != nullptr) {  // uniform over the grid: every thread takes part in block_sum
     const unsigned int g = gridDim.x;
-    const acc_t tr = block_sum<kThreads>(sum_r, smem);
-    const acc_t tf = block_sum<kThreads>(sum_f, smem);
+    const acc_t tr = block_sum<kThreads>(s[0], smem);
+    const acc_t tf = block_sum<kThreads>(s[1], smem);
     acc_t ta = 0, tb = 0;
     if (nsums == 4) {
-      ta = block_sum<kThreads>(sum_a, smem);
-      tb = block_sum<kThreads>(sum_b, smem);
+      ta = block_sum<kThreads>(s[2], smem);
+      tb = block_sum<kThreads>(s[3], smem);
     }
     if (threadIdx.x == 0) {
       part[blockIdx.x] = tr;
@@ -437,44 +450,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward_cuda(
 
 // ---------------------------------------------------------------------------------------------
 // loss_backward: a = (grad_out * saved_a).to(dtype_a), b likewise, both in one launch. The
-// output dtypes are runtime codes (one branch, uniform over the grid) so the kernel is
-// instantiated per compute type only.
-
-enum OutCode : int { kOutFloat = 0, kOutDouble = 1, kOutHalf = 2, kOutBFloat16 = 3 };
-
-int out_code(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return kOutFloat;
-    case at::kDouble:
-      return kOutDouble;
-    case at::kHalf:
-      return kOutHalf;
-    case at::kBFloat16:
-      return kOutBFloat16;
-    default:
-      TORCH_CHECK(false, "gan_kernels (CUDA): loss_backward output dtype must be float16, bfloat16, float32 or float64, got ", t);
-  }
-  return kOutFloat;
-}
-
-template <typename acc_t>
-__device__ __forceinline__ void store_as(void* p, int64_t i, int code, acc_t v) {
-  switch (code) {
-    case kOutFloat:
-      static_cast<float*>(p)[i] = static_cast<float>(v);
-      break;
-    case kOutDouble:
-      static_cast<double*>(p)[i] = static_cast<double>(v);
-      break;
-    case kOutHalf:
-      static_cast<at::Half*>(p)[i] = static_cast<at::Half>(static_cast<float>(v));
-      break;
-    default:
-      static_cast<at::BFloat16*>(p)[i] = static_cast<at::BFloat16>(static_cast<float>(v));
-      break;
-  }
-}
+// output dtypes are runtime codes (tables.cuh; one branch, uniform over the grid) so the kernel
+// is instantiated per compute type only.
 
 // Elements [0, n_a) are a's, [n_a, n_a + n_b) are b's. grad_out is read at index k * go_stride
 // (go_stride 0: one scalar for every element).
@@ -505,8 +482,8 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cuda(const at::Tensor& grad_out
   TORCH_CHECK(at::isFloatingType(saved_a.scalar_type()) && at::isFloatingType(saved_b.scalar_type()) &&
                   at::isFloatingType(grad_out.scalar_type()),
               "gan_kernels (CUDA): loss_backward needs floating-point tensors");
-  const int code_a = out_code(dtype_a);
-  const int code_b = out_code(dtype_b);
+  const int code_a = dtype_code(dtype_a, "loss_backward output dtype");
+  const int code_b = dtype_code(dtype_b, "loss_backward output dtype");
   const c10::cuda::CUDAGuard guard(grad_out.device());
 
   at::Tensor out_a = at::empty_like(saved_a, saved_a.options().dtype(dtype_a));
@@ -550,20 +527,28 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cuda(const at::Tensor& grad_out
 }
 
 // ---------------------------------------------------------------------------------------------
-// Lists of logits (multi-discriminator training): one op call runs every discriminator's loss
-// kernels in turn on the current stream; the per-discriminator losses stay on the device and are
-// gathered and added there (no host synchronisation). A single launch over a pointer table would
-// save the per-discriminator launches; this loop keeps each pair's arithmetic identical to the
-// single-tensor op.
+// Lists of logits (multi-discriminator training).
+//
+// Losses whose terms are independent per element (the separate and paired modes: logistic,
+// hinge, Wasserstein, least squares, minimax, rpgan) take ONE launch of loss_list_terms_kernel
+// per element dtype over a table of every discriminator's logits, then ONE finisher launch that
+// adds each discriminator's partials in order, weights them, and writes the terms and their
+// total. Each tensor is cut into the chunks the single loss's grid uses (chunk_plan, a function
+// of its size alone) and every chunk's partials land in their own workspace slots, so the bits
+// depend neither on the card nor on where a long list is cut into tables. Nothing is read back
+// to the host.
+//
+// Two cases keep the loop over discriminators, each running the single loss (run_loss):
+// * a list of one, which must give the single-tensor op's bits (the single loss of a small
+//   tensor is one 1024-thread block whose sums add in another order than the chunks here);
+// * the relativistic mode: every term needs the other side's mean first, so a table version
+//   would still need the means pass, its finisher, the terms pass, the loss finisher and the
+//   correction pass, the launches the single loss makes for one discriminator.
 
 using LossListResult = std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>>;
 
-LossListResult loss_list_forward_cuda(at::TensorList real, at::TensorList fake, int64_t mode, int64_t real_term,
-                                      double real_target, double real_coef, int64_t fake_term, double fake_target,
-                                      double fake_coef, double drift, int64_t reduction, bool compute_grad) {
-  const LossSpec spec =
-      make_spec(mode, real_term, real_target, real_coef, fake_term, fake_target, fake_coef, drift);
-  check_loss_lists(real, fake, spec, reduction, c10::DeviceType::CUDA);
+LossListResult loss_list_by_pair(at::TensorList real, at::TensorList fake, const LossSpec& spec, int64_t reduction,
+                                 bool compute_grad) {
   const bool uses_real = spec_uses_real(spec);
   const size_t D = fake.size();
   bool any_double = false;
@@ -585,6 +570,274 @@ LossListResult loss_list_forward_cuda(at::TensorList real, at::TensorList fake, 
   return {total, terms, grad_real, grad_fake};
 }
 
+// One discriminator's logits in a table of the terms kernel.
+template <typename scalar_t, typename acc_t>
+struct LossEntry {
+  const scalar_t* real;  // null (n_r = 0) when the loss has no real term
+  const scalar_t* fake;
+  acc_t* grad_real;  // null without compute_grad or without a real term
+  acc_t* grad_fake;  // null without compute_grad
+  int64_t n_r, n_f;
+  int64_t per_block;    // chunk_plan(max(n_r, n_f)).per_block
+  int64_t first_block;  // the entry's first block in its launch
+  int64_t slot;         // its first partial in each workspace row
+};
+
+constexpr int kLossTableCap = 48;
+
+template <typename scalar_t, typename acc_t>
+struct LossTable {
+  LossEntry<scalar_t, acc_t> entry[kLossTableCap];
+};
+static_assert(sizeof(LossTable<double, double>) <= kTableBytes, "the loss table must fit the kernel arguments");
+
+// Block b runs chunk (b - first_block) of its entry: the chunk's per-element gradients, and its
+// partial sums loss_r -> ws[slot + chunk] and loss_f -> ws[slots + slot + chunk]. ws holds two
+// rows of `slots` doubles, one slot per chunk of the whole list (a float partial converts
+// exactly). The entries are never relativistic (no means) and never "none" (lists are reduced).
+template <typename scalar_t, typename acc_t>
+__global__ void __launch_bounds__(kThreads)
+    loss_list_terms_kernel(const __grid_constant__ LossTable<scalar_t, acc_t> tab, int m, LossSpec spec,
+                           int64_t reduction, bool compute_grad, double* __restrict__ ws, int64_t slots) {
+  __shared__ acc_t smem[kThreads / 32];
+  const int64_t b = blockIdx.x;
+  const LossEntry<scalar_t, acc_t>& x = tab.entry[table_entry(tab, m, b)];
+  const int64_t chunk = b - x.first_block;
+  const int64_t n = x.n_r > x.n_f ? x.n_r : x.n_f;
+  const int64_t begin = chunk * x.per_block;
+  const Chunk c{begin, begin + x.per_block < n ? begin + x.per_block : n};
+  const ElementTerms<acc_t> t{spec, false, spec.mode == kModePaired, compute_grad,
+                              side_weight<acc_t>(reduction, x.n_r), side_weight<acc_t>(reduction, x.n_f),
+                              static_cast<acc_t>(spec.drift), acc_t(0), acc_t(0)};
+  acc_t s[4] = {0, 0, 0, 0};
+  chunk_terms<scalar_t, acc_t>(t, x.real, x.n_r, x.fake, x.n_f, c, false, nullptr, x.grad_real, x.grad_fake, s);
+  const acc_t tr = block_sum<kThreads>(s[0], smem);
+  const acc_t tf = block_sum<kThreads>(s[1], smem);
+  if (threadIdx.x == 0) {
+    ws[x.slot + chunk] = static_cast<double>(tr);
+    ws[slots + x.slot + chunk] = static_cast<double>(tf);
+  }
+}
+
+// One discriminator in the finisher's table.
+struct FinishEntry {
+  int64_t slot;    // its first partial in each workspace row
+  int64_t blocks;  // its number of partials per row
+  int64_t n_r, n_f;
+  bool dbl;  // float64 logits (accumulates in float64, else in float32)
+};
+
+constexpr int kFinishTableCap = 80;
+
+struct FinishTable {
+  FinishEntry entry[kFinishTableCap];
+};
+static_assert(sizeof(FinishTable) <= kTableBytes, "the finisher table must fit the kernel arguments");
+
+// An entry's loss from its partials, with finish_loss_kernel's sums and weights.
+template <typename acc_t>
+__device__ __forceinline__ acc_t entry_loss(const FinishEntry& x, const double* ws, int64_t slots, int64_t reduction,
+                                            acc_t* smem) {
+  const acc_t w_r = side_weight<acc_t>(reduction, x.n_r);
+  const acc_t w_f = side_weight<acc_t>(reduction, x.n_f);
+  const acc_t total_r = partials_total(ws + x.slot, x.blocks, smem);
+  const acc_t total_f = partials_total(ws + slots + x.slot, x.blocks, smem);
+  return w_r * total_r + w_f * total_f;
+}
+
+// Entries [first, first + m) of the list: terms[first + e] = the entry's loss (in its
+// accumulation dtype, then out_t), *total = terms[0] + terms[1] + ... in list order. A long list
+// finishes in several launches that carry the running total through *total (stream order), so
+// it adds exactly as in one launch.
+template <typename out_t>
+__global__ void __launch_bounds__(kFinishThreads)
+    loss_list_finish_kernel(const __grid_constant__ FinishTable tab, int m, int64_t first, int64_t reduction,
+                            const double* __restrict__ ws, int64_t slots, out_t* __restrict__ terms,
+                            out_t* __restrict__ total) {
+  __shared__ float smem_f[kFinishThreads / 32];
+  __shared__ double smem_d[kFinishThreads / 32];
+  out_t sum = 0;  // thread 0's
+  if (threadIdx.x == 0 && first > 0) sum = *total;
+  for (int e = 0; e < m; ++e) {
+    const FinishEntry& x = tab.entry[e];
+    // x.dbl is a kernel argument: the branch is uniform over the block, as block_sum needs.
+    const out_t term = x.dbl ? static_cast<out_t>(entry_loss<double>(x, ws, slots, reduction, smem_d))
+                             : static_cast<out_t>(entry_loss<float>(x, ws, slots, reduction, smem_f));
+    if (threadIdx.x == 0) {
+      terms[first + e] = term;
+      sum = (first == 0 && e == 0) ? term : sum + term;
+    }
+  }
+  if (threadIdx.x == 0) *total = sum;
+}
+
+LossListResult loss_list_forward_cuda(at::TensorList real, at::TensorList fake, int64_t mode, int64_t real_term,
+                                      double real_target, double real_coef, int64_t fake_term, double fake_target,
+                                      double fake_coef, double drift, int64_t reduction, bool compute_grad) {
+  const LossSpec spec =
+      make_spec(mode, real_term, real_target, real_coef, fake_term, fake_target, fake_coef, drift);
+  check_loss_lists(real, fake, spec, reduction, c10::DeviceType::CUDA);
+  const size_t D = fake.size();
+  if (D == 1 || spec.mode == kModeRelativistic) return loss_list_by_pair(real, fake, spec, reduction, compute_grad);
+
+  const bool uses_real = spec_uses_real(spec);
+  const c10::cuda::CUDAGuard guard(fake[0].device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+
+  // Each discriminator's logits as the single loss reads them (contiguous), its outputs, its
+  // chunks and where their partials go.
+  struct Item {
+    at::Tensor r, f, gr, gf;
+    int64_t n_r = 0, n_f = 0;
+    ChunkPlan plan{};
+    int64_t slot = 0;
+  };
+  std::vector<Item> items(D);
+  std::vector<at::Tensor> grad_real, grad_fake;
+  bool any_double = false;
+  int64_t slots = 0;
+  for (size_t i = 0; i < D; ++i) {
+    Item& it = items[i];
+    it.f = fake[i].contiguous();
+    it.n_f = it.f.numel();
+    if (uses_real) {
+      it.r = real[i].contiguous();
+      it.n_r = it.r.numel();
+    }
+    const auto acc_opts = fake[i].options().dtype(acc_type_of(fake[i].scalar_type()));
+    if (compute_grad) {
+      if (uses_real) {
+        it.gr = at::empty(real[i].sizes(), acc_opts);
+        grad_real.push_back(it.gr);
+      }
+      it.gf = at::empty(fake[i].sizes(), acc_opts);
+      grad_fake.push_back(it.gf);
+    }
+    it.plan = chunk_plan(it.n_r > it.n_f ? it.n_r : it.n_f);  // at least one chunk, even when empty
+    it.slot = slots;
+    slots += it.plan.blocks;
+    any_double = any_double || fake[i].scalar_type() == at::kDouble;
+  }
+  const at::Tensor ws = at::empty({2 * slots}, fake[0].options().dtype(at::kDouble));
+
+  for (const at::ScalarType st : kListDtypes) {
+    std::vector<size_t> group;  // list indices of this dtype, in list order
+    std::vector<int64_t> blocks;
+    for (size_t i = 0; i < D; ++i) {
+      if (fake[i].scalar_type() != st) continue;
+      group.push_back(i);
+      blocks.push_back(items[i].plan.blocks);
+    }
+    if (group.empty()) continue;
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, st, "gan_kernels_loss_list_forward_cuda", [&] {
+      using acc_t = at::opmath_type<scalar_t>;
+      for (const TableSlice& sl : table_slices(blocks, kLossTableCap)) {
+        LossTable<scalar_t, acc_t> tab{};
+        int64_t first_block = 0;
+        for (size_t j = sl.begin; j < sl.end; ++j) {
+          const Item& it = items[group[j]];
+          LossEntry<scalar_t, acc_t>& x = tab.entry[j - sl.begin];
+          x.real = it.r.defined() ? it.r.const_data_ptr<scalar_t>() : nullptr;
+          x.fake = it.f.const_data_ptr<scalar_t>();
+          x.grad_real = it.gr.defined() ? it.gr.mutable_data_ptr<acc_t>() : nullptr;
+          x.grad_fake = it.gf.defined() ? it.gf.mutable_data_ptr<acc_t>() : nullptr;
+          x.n_r = it.n_r;
+          x.n_f = it.n_f;
+          x.per_block = it.plan.per_block;
+          x.first_block = first_block;
+          x.slot = it.slot;
+          first_block += it.plan.blocks;
+        }
+        loss_list_terms_kernel<scalar_t, acc_t><<<static_cast<unsigned int>(sl.blocks), kThreads, 0, stream>>>(
+            tab, static_cast<int>(sl.end - sl.begin), spec, reduction, compute_grad, ws.mutable_data_ptr<double>(),
+            slots);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      }
+    });
+  }
+
+  const at::ScalarType out_t = any_double ? at::kDouble : at::kFloat;
+  at::Tensor terms = at::empty({static_cast<int64_t>(D)}, fake[0].options().dtype(out_t));
+  at::Tensor total = at::empty({}, fake[0].options().dtype(out_t));
+  const std::vector<int64_t> one_each(D, 1);  // the finisher's slices are cut by entry count alone
+  for (const TableSlice& sl : table_slices(one_each, kFinishTableCap)) {
+    FinishTable tab{};
+    for (size_t i = sl.begin; i < sl.end; ++i) {
+      const Item& it = items[i];
+      tab.entry[i - sl.begin] = {it.slot, static_cast<int64_t>(it.plan.blocks), it.n_r, it.n_f,
+                                 fake[i].scalar_type() == at::kDouble};
+    }
+    AT_DISPATCH_FLOATING_TYPES(out_t, "gan_kernels_loss_list_finish_cuda", [&] {
+      loss_list_finish_kernel<scalar_t><<<1, kFinishThreads, 0, stream>>>(
+          tab, static_cast<int>(sl.end - sl.begin), static_cast<int64_t>(sl.begin), reduction,
+          ws.const_data_ptr<double>(), slots, terms.mutable_data_ptr<scalar_t>(), total.mutable_data_ptr<scalar_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  }
+  return {total, terms, grad_real, grad_fake};
+}
+
+// loss_list_backward: out[i] = (grad_out * saved[i]).to(like[i].dtype) for every i, one launch
+// per dtype of the saved gradients (float32 / float64 from the forward) over a table. Products in
+// float64 when grad_out or saved[i] is float64, else in float32, as loss_backward: the bits of a
+// single loss's backward.
+
+template <typename S>
+struct ScaleEntry {
+  const S* saved;
+  void* out;  // of dtype `code`
+  int64_t n;
+  int64_t first_block;  // the entry's first block in its launch
+  int code;
+};
+
+constexpr int kScaleTableCap = 80;
+// Elements per block of the backward: eight per thread, so a block does some work for its start.
+constexpr int64_t kScaleChunk = static_cast<int64_t>(kThreads) * 8;
+
+template <typename S>
+struct ScaleTable {
+  ScaleEntry<S> entry[kScaleTableCap];
+};
+static_assert(sizeof(ScaleTable<double>) <= kTableBytes, "the backward table must fit the kernel arguments");
+
+// Block b scales chunk (b - first_block) of its entry; go is grad_out's one element, of dtype go_code.
+template <typename S, typename acc_t>
+__global__ void __launch_bounds__(kThreads) loss_list_scale_kernel(const __grid_constant__ ScaleTable<S> tab, int m,
+                                                                   const void* go, int go_code) {
+  const int64_t b = blockIdx.x;
+  const ScaleEntry<S>& x = tab.entry[table_entry(tab, m, b)];
+  const acc_t g = load_as<acc_t>(go, 0, go_code);
+  const int64_t begin = (b - x.first_block) * kScaleChunk;
+  const int64_t end = begin + kScaleChunk < x.n ? begin + kScaleChunk : x.n;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
+    const acc_t s = static_cast<acc_t>(static_cast<at::opmath_type<S>>(x.saved[i]));
+    store_as<acc_t>(x.out, i, x.code, g * s);
+  }
+}
+
+// Launches of loss_list_scale_kernel over the entries `group` (list indices) of one saved dtype S.
+template <typename S, typename acc_t>
+void launch_list_scale(const std::vector<size_t>& group, const std::vector<at::Tensor>& in,
+                       const std::vector<at::Tensor>& work, const std::vector<int>& codes, const at::Tensor& grad_out,
+                       int go_code, cudaStream_t stream) {
+  std::vector<int64_t> blocks;
+  for (const size_t i : group) blocks.push_back((in[i].numel() + kScaleChunk - 1) / kScaleChunk);
+  for (const TableSlice& sl : table_slices(blocks, kScaleTableCap)) {
+    ScaleTable<S> tab{};
+    int64_t first_block = 0;
+    for (size_t j = sl.begin; j < sl.end; ++j) {
+      const size_t i = group[j];
+      tab.entry[j - sl.begin] = {in[i].const_data_ptr<S>(), work[i].mutable_data_ptr(), in[i].numel(), first_block,
+                                 codes[i]};
+      first_block += blocks[j];
+    }
+    loss_list_scale_kernel<S, acc_t><<<static_cast<unsigned int>(sl.blocks), kThreads, 0, stream>>>(
+        tab, static_cast<int>(sl.end - sl.begin), grad_out.const_data_ptr(), go_code);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+}
+
 std::vector<at::Tensor> loss_list_backward_cuda(const at::Tensor& grad_out, at::TensorList saved,
                                                 at::TensorList like) {
   TORCH_CHECK(grad_out.is_cuda(), "gan_kernels (CUDA): loss_list_backward needs CUDA tensors");
@@ -592,12 +845,45 @@ std::vector<at::Tensor> loss_list_backward_cuda(const at::Tensor& grad_out, at::
                     grad_out.numel());
   TORCH_CHECK_VALUE(saved.size() == like.size(), "gan_kernels::loss_list_backward: ", saved.size(),
                     " saved gradients but ", like.size(), " tensors to take their dtypes from");
-  const at::Tensor none = at::empty({0}, grad_out.options().dtype(at::kFloat));
-  std::vector<at::Tensor> out;
-  out.reserve(saved.size());
-  for (size_t i = 0; i < saved.size(); ++i) {
-    const at::ScalarType t = like[i].scalar_type();
-    out.push_back(std::get<0>(loss_backward_cuda(grad_out, saved[i], none, t, t)));
+  const int go_code = dtype_code(grad_out.scalar_type(), "loss_list_backward grad_out");
+  const size_t n = saved.size();
+  std::vector<at::Tensor> out(n), in(n), work(n);
+  std::vector<int> codes(n);
+  for (size_t i = 0; i < n; ++i) {
+    check_cuda(saved[i], grad_out, "saved");
+    dtype_code(saved[i].scalar_type(), "loss_list_backward saved gradient");  // throws for a dtype not read
+    codes[i] = dtype_code(like[i].scalar_type(), "loss_list_backward output dtype");
+    // Laid out like saved (the fake kernel's empty_like). When both share one dense layout the
+    // kernel walks their storage as one flat array; otherwise it writes logical order, into a
+    // contiguous buffer first when out is not contiguous (never the case from autograd).
+    out[i] = at::empty_like(saved[i], saved[i].options().dtype(like[i].scalar_type()));
+    if (saved[i].is_non_overlapping_and_dense() && out[i].strides() == saved[i].strides()) {
+      in[i] = saved[i];
+      work[i] = out[i];
+    } else {
+      in[i] = saved[i].contiguous();
+      work[i] = out[i].is_contiguous() ? out[i] : at::empty(saved[i].sizes(), out[i].options());
+    }
+  }
+  const c10::cuda::CUDAGuard guard(grad_out.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const bool go_double = grad_out.scalar_type() == at::kDouble;
+  for (const at::ScalarType st : kListDtypes) {
+    std::vector<size_t> group;  // non-empty entries of this saved dtype, in list order
+    for (size_t i = 0; i < n; ++i) {
+      if (in[i].scalar_type() == st && in[i].numel() > 0) group.push_back(i);
+    }
+    if (group.empty()) continue;
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, st, "gan_kernels_loss_list_backward_cuda", [&] {
+      if (go_double || st == at::kDouble) {
+        launch_list_scale<scalar_t, double>(group, in, work, codes, grad_out, go_code, stream);
+      } else {
+        launch_list_scale<scalar_t, float>(group, in, work, codes, grad_out, go_code, stream);
+      }
+    });
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (!work[i].is_same(out[i])) out[i].copy_(work[i]);
   }
   return out;
 }
