@@ -38,15 +38,16 @@ _NONE, _SUM = _kinds.REDUCTIONS["none"], _kinds.REDUCTIONS["sum"]
 _TL_DTYPES = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32,
               torch.float64: tl.float64}
 
-# Table columns. Loss forward: one row per discriminator.
-L_REAL, L_FAKE, L_GREAL, L_GFAKE, L_NREAL, L_NFAKE, L_PER, L_FIRST, L_COUNT, L_INDEX = range(10)
-L_WIDTH = 10
+# Table columns (the host code writes each row as a tuple in this order). Loss forward: one row
+# per discriminator.
+L_REAL, L_FAKE, L_GREAL, L_GFAKE, L_NREAL, L_NFAKE, L_PER, L_FIRST, L_COUNT, L_INDEX = map(tl.constexpr, range(10))
+L_WIDTH = tl.constexpr(10)
 # Loss backward: one row per saved gradient.
-B_SAVED, B_OUT, B_N, B_FIRST = range(4)
-B_WIDTH = 4
+B_SAVED, B_OUT, B_N, B_FIRST = map(tl.constexpr, range(4))
+B_WIDTH = tl.constexpr(4)
 # Feature matching forward and backward: one row per pair (W_BITS: the weight's float64 bits).
-F_REAL, F_FAKE, F_DREAL, F_DFAKE, F_N, F_PER, F_FIRST, F_COUNT, F_INDEX, F_WBITS = range(10)
-F_WIDTH = 10
+F_REAL, F_FAKE, F_DREAL, F_DFAKE, F_N, F_PER, F_FIRST, F_COUNT, F_INDEX, F_WBITS = map(tl.constexpr, range(10))
+F_WIDTH = tl.constexpr(10)
 
 _SEARCH_MAX = 128  # table rows compared at once when a program looks for its row
 
