@@ -4,8 +4,10 @@ The compiled back ends (cpu, cuda) need none of this: their differentiable ops a
 Functions (``csrc/autograd/``). The Triton back end provides the device ops of
 ``csrc/gan_kernels.cpp`` as Python custom ops (``loss_forward``, ``loss_backward``,
 ``interpolate_forward``, ``interpolate_backward``, ``grad_penalty_forward``,
-``grad_penalty_backward``); :func:`make_functions` binds them to three Function classes,
-created before ``.apply`` so autograd records the node of the back end that actually ran.
+``grad_penalty_backward``, and over lists ``loss_list_forward`` / ``loss_list_backward``,
+``feature_matching_forward`` / ``feature_matching_backward``); :func:`make_functions` and
+:func:`make_list_functions` bind them to Function classes, created before ``.apply`` so
+autograd records the node of the back end that actually ran.
 
 First-order backward runs the back end's kernels. Second order (``create_graph=True``, i.e. grad
 mode is on inside ``backward``) differentiates the reference formula instead, evaluated on the
@@ -167,6 +169,114 @@ def register_kernel_backend(name: str, ops: SimpleNamespace, fns: Optional[Simpl
         return fns.GradPenalty.apply(grad, kind, float(center), float(weight), reduction, value, tensor)
 
     for op, impl in (("d_loss", d_loss), ("g_loss", g_loss), ("interpolate", interpolate), ("grad_penalty", grad_penalty)):
+        impl.__name__ = f"{op}_{name}"
+        _registry.register(op, name, impl)
+    return fns
+
+
+# --------------------------------------------------------------------------- lists
+def make_list_functions(ops: SimpleNamespace, name: str) -> SimpleNamespace:
+    """The list ops' Functions (multi-discriminator training): one op call per direction.
+
+    The tensors come last, as ``*tensors`` (a Function's inputs must be tensors to get gradients):
+    the logits, real first, or the feature maps, real first.
+    """
+
+    class LossList(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, spec_args, reduction, compute_grad, formula, n_real, *logits):
+            total, terms, g_real, g_fake = ops.loss_list_forward(
+                list(logits[:n_real]), list(logits[n_real:]), *spec_args, reduction, compute_grad)
+            ctx.formula, ctx.n_real, ctx.has_grads = formula, n_real, len(g_fake) > 0
+            ctx.save_for_backward(*logits, *g_real, *g_fake)
+            ctx.mark_non_differentiable(terms)
+            ctx.set_materialize_grads(False)  # terms never gets a gradient: no zeros for it
+            return total, terms
+
+        @staticmethod
+        def backward(ctx, grad_total, _grad_terms):
+            needs = ctx.needs_input_grad[5:]
+            n = len(needs)
+            if grad_total is None:
+                return (None,) * (5 + n)
+            saved = ctx.saved_tensors
+            logits, grads = saved[:n], saved[n:]
+            if torch.is_grad_enabled() or not ctx.has_grads:
+                k = ctx.n_real
+                fn = lambda *x: ctx.formula(list(x[:k]), list(x[k:]))  # noqa: E731
+                res = _reference_vjp(fn, logits, needs, grad_total)
+            else:
+                res = [None] * n
+                which = [i for i in range(n) if needs[i]]
+                if which:
+                    out = ops.loss_list_backward(grad_total, [grads[i] for i in which], [logits[i] for i in which])
+                    for i, g in zip(which, out):
+                        res[i] = g
+            return (None,) * 5 + tuple(g if need else None for g, need in zip(res, needs))
+
+    class FeatureMatching(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, weights, reduction, k, *feats):
+            r = _kinds.REDUCTIONS[reduction]
+            out = ops.feature_matching_forward(list(feats[:k]), list(feats[k:]), weights, r)
+            ctx.args = (weights, reduction, r, k)
+            ctx.save_for_backward(*feats)  # the backward recomputes sign(real - fake) from them
+            return out
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            weights, reduction, r, k = ctx.args
+            feats = ctx.saved_tensors
+            needs = ctx.needs_input_grad[3:]
+            need_real, need_fake = any(needs[:k]), any(needs[k:])
+            if not (need_real or need_fake):
+                return (None,) * (3 + len(needs))
+            if torch.is_grad_enabled():
+                fn = lambda *x: reference.feature_matching_loss(x[:k], x[k:], weights, reduction)  # noqa: E731
+                res = _reference_vjp(fn, feats, needs, grad_out)
+            else:
+                dr, df = ops.feature_matching_backward(grad_out, list(feats[:k]), list(feats[k:]), weights, r,
+                                                       need_real, need_fake)
+                res = (list(dr) if need_real else [None] * k) + (list(df) if need_fake else [None] * k)
+            return (None,) * 3 + tuple(g if need else None for g, need in zip(res, needs))
+
+    for cls in (LossList, FeatureMatching):
+        cls.__name__ = cls.__qualname__ = f"{cls.__name__}_{name}"
+    return SimpleNamespace(LossList=LossList, FeatureMatching=FeatureMatching)
+
+
+def register_list_backend(name: str, ops: SimpleNamespace, fns: Optional[SimpleNamespace] = None) -> SimpleNamespace:
+    """Add a Python back end's list ops ("d_loss_list", "g_loss_list", "feature_matching") to the
+    registry, with the argument checks of :mod:`gan_kernels._multi` (messages naming the index)."""
+    from . import _multi, _registry
+
+    fns = make_list_functions(ops, name) if fns is None else fns
+    reductions = _kinds.REDUCTIONS
+
+    def run(spec_args, reals, fakes, reduction, formula, return_terms):
+        logits = (*reals, *fakes)
+        compute_grad = torch.is_grad_enabled() and any(x.requires_grad for x in logits)
+        total, terms = fns.LossList.apply(spec_args, reductions[reduction], compute_grad, formula, len(reals), *logits)
+        return (total, terms) if return_terms else total
+
+    def d_loss_list(reals, fakes, kind, reduction, real_label, drift, ls_targets, weight, return_terms):
+        reals, fakes = _multi.checked_logit_lists(reals, fakes, kind)
+        args = _kinds.d_loss_args(kind, real_label, drift, ls_targets[0], ls_targets[1], weight)
+        formula = lambda r, f: reference.d_loss_list(r, f, kind, reduction, real_label, drift, ls_targets,  # noqa: E731
+                                                     weight)
+        return run(args, reals, fakes, reduction, formula, return_terms)
+
+    def g_loss_list(fakes, kind, reals, reduction, ls_target, weight, return_terms):
+        reals, fakes = _multi.checked_logit_lists(reals, fakes, kind)
+        args = _kinds.g_loss_args(kind, ls_target, weight)
+        formula = lambda r, f: reference.g_loss_list(f, kind, r or None, reduction, ls_target, weight)  # noqa: E731
+        return run(args, reals or [], fakes, reduction, formula, return_terms)
+
+    def feature_matching(reals, fakes, weights, reduction):
+        reals, fakes = _multi.checked_features(reals, fakes)
+        return fns.FeatureMatching.apply(list(weights), reduction, len(reals), *reals, *fakes)
+
+    for op, impl in (("d_loss_list", d_loss_list), ("g_loss_list", g_loss_list), ("feature_matching", feature_matching)):
         impl.__name__ = f"{op}_{name}"
         _registry.register(op, name, impl)
     return fns

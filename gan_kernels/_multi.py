@@ -6,9 +6,9 @@
 the op that runs -- in C++ for the compiled back ends (one op call per direction for the whole
 list), by :func:`_pair` below for the reference, with the same messages naming the index.
 
-The reference sums the per-tensor reference losses in list order; the Triton back end runs its
-single-tensor loss op once per discriminator and sums the same way (no list kernel of its own,
-and no feature-matching kernel: that falls back to the reference with the usual warning).
+The reference sums the per-tensor reference losses in list order. The Triton back end has list
+kernels of its own (``gan_kernels/triton/lists.py``) behind the Functions of ``_autograd``, which
+check their lists with :func:`checked_logit_lists` and :func:`checked_features` below.
 """
 
 from __future__ import annotations
@@ -91,16 +91,24 @@ def _check_devices(tensors: Sequence[Tensor], name: str) -> None:
         _checks.same_device(t, f"{name}[{i}]", tensors[0], f"{name}[0]")
 
 
+def checked_logit_lists(reals: Optional[Sequence[Tensor]], fakes: Sequence[Tensor], kind: str):
+    """(reals or None, fakes) with every pair checked and brought to one dtype, naming the index."""
+    _check_devices(fakes, "fake_logits")
+    out_r, out_f = [], []
+    for i, f in enumerate(fakes):
+        r, f = _loss_pair(None if reals is None else reals[i], f, i, kind == "rpgan")
+        out_r.append(r)
+        out_f.append(f)
+    return (out_r if reals is not None else None), out_f
+
+
 # --------------------------------------------------------------------------- looped losses
 def looped_d_loss(single):
     """A list d_loss from a back end's single-tensor d_loss implementation."""
 
     def d_loss_list(reals, fakes, kind, reduction, real_label, drift, ls_targets, weight, return_terms):
-        _check_devices(fakes, "fake_logits")
-        terms = []
-        for i, (r, f) in enumerate(zip(reals, fakes)):
-            r, f = _loss_pair(r, f, i, kind == "rpgan")
-            terms.append(single(r, f, kind, reduction, real_label, drift, ls_targets, weight))
+        reals, fakes = checked_logit_lists(reals, fakes, kind)
+        terms = [single(r, f, kind, reduction, real_label, drift, ls_targets, weight) for r, f in zip(reals, fakes)]
         return _finish(terms, return_terms)
 
     return d_loss_list
@@ -110,11 +118,9 @@ def looped_g_loss(single):
     """A list g_loss from a back end's single-tensor g_loss implementation."""
 
     def g_loss_list(fakes, kind, reals, reduction, ls_target, weight, return_terms):
-        _check_devices(fakes, "fake_logits")
-        terms = []
-        for i, f in enumerate(fakes):
-            r, f = _loss_pair(None if reals is None else reals[i], f, i, kind == "rpgan")
-            terms.append(single(f, kind, r, reduction, ls_target, weight))
+        reals, fakes = checked_logit_lists(reals, fakes, kind)
+        terms = [single(f, kind, None if reals is None else reals[i], reduction, ls_target, weight)
+                 for i, f in enumerate(fakes)]
         return _finish(terms, return_terms)
 
     return g_loss_list
@@ -134,10 +140,16 @@ def _feature_pair(r: Tensor, f: Tensor, k: int):
     return _checks.promote(r, f)
 
 
-def reference_feature_matching(reals, fakes, weights, reduction):
+def checked_features(reals: Sequence[Tensor], fakes: Sequence[Tensor]):
+    """(reals, fakes) with every pair checked and brought to one dtype, naming the index."""
     _check_devices(reals, "real_feats")
     pairs = [_feature_pair(r, f, k) for k, (r, f) in enumerate(zip(reals, fakes))]
-    return reference.feature_matching_loss([p[0] for p in pairs], [p[1] for p in pairs], weights, reduction)
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def reference_feature_matching(reals, fakes, weights, reduction):
+    reals, fakes = checked_features(reals, fakes)
+    return reference.feature_matching_loss(reals, fakes, weights, reduction)
 
 
 def register_reference() -> None:
@@ -147,7 +159,10 @@ def register_reference() -> None:
 
 
 def register_looped(backend: str) -> None:
-    """List losses for a back end that has single-tensor ones only (the Triton back end)."""
+    """List losses for a back end that has single-tensor ones only (the Triton back end registers
+    its own list kernels, which this leaves in place)."""
+    if ("d_loss_list", backend) in _registry._IMPLS and ("g_loss_list", backend) in _registry._IMPLS:
+        return
     d, g = _registry._IMPLS.get(("d_loss", backend)), _registry._IMPLS.get(("g_loss", backend))
     if d is not None and g is not None:
         _registry.register("d_loss_list", backend, looped_d_loss(d))

@@ -15,8 +15,10 @@ dtype), output metadata (shape, dtype, strides) equal to the fake kernel's, inpu
 (contiguous, channels_last, batch not outermost, sliced, misaligned, stride-0 upstream
 gradients and alphas), the empty-output conventions, and inputs on two devices rejected. On CUDA
 the caching allocator's free memory is filled with NaN before each call, so an output element a
-kernel forgot to write shows up. The public API over these ops: tests/test_backends.py; opcheck
-of the compiled ops on CPU: tests/test_opcheck.py.
+kernel forgot to write shows up. The list ops (loss_list_*, feature_matching_*) get the device
+and fake-metadata checks here; their values, opcheck and gradients are in tests/test_multi.py.
+The public API over these ops: tests/test_backends.py; opcheck of the compiled ops on CPU:
+tests/test_opcheck.py.
 """
 
 from __future__ import annotations
@@ -664,3 +666,56 @@ def test_opcheck(target, op):
     ops = _ops(target)
     for args in _opcheck_cases(target)[op]:
         torch.library.opcheck(getattr(ops, op), args)
+
+
+# --------------------------------------------------------------------------- list ops
+def _list_args(t: Target):
+    """The list ops (multi-discriminator training), op name -> one argument tuple on the target's device."""
+    def rand(*shape):
+        return _rand(t, shape, F32, 2.0)
+
+    spec = _loss_case("d-logistic").spec
+    r, f = [rand(6, 1), rand(3, 4)], [rand(6, 1), rand(5, 4)]
+    return {
+        "loss_list_forward": (r, f, *spec, R["mean"], True),
+        "loss_list_backward": (torch.ones((), device=t.device), [rand(6, 1), rand(5, 4)], [rand(6, 1), rand(5, 4)]),
+        "feature_matching_forward": ([rand(2, 3), rand(4)], [rand(2, 3), rand(4)], [1.0, 0.5], R["mean"]),
+        "feature_matching_backward": (torch.ones((), device=t.device), [rand(2, 3), rand(4)], [rand(2, 3), rand(4)],
+                                      [1.0, 0.5], R["mean"], True, True),
+    }
+
+
+@pytest.mark.parametrize("op", list(_fake.LIST_FAKES))
+@pytest.mark.parametrize("target", T)
+def test_list_ops_mixed_devices_raise(target, op):
+    """Every tensor of the lists (and grad_out) in turn on a second device: the op refuses; the
+    real outputs have the fake kernel's metadata."""
+    ops = _ops(target)
+    fn = getattr(ops, op)
+    if target.backend != "triton" and not torch._C._dispatch_has_kernel_for_dispatch_key(
+            fn.default.name(), target.device.upper()):
+        pytest.skip(f"this build has no {target.device} kernel of {op}")
+    args = _list_args(target)[op]
+    out = fn(*args)
+    with torch._subclasses.fake_tensor.FakeTensorMode(allow_non_fake_inputs=True):
+        want = getattr(_fake, op)(*args)
+    flat = lambda x: [y for v in (x if isinstance(x, (tuple, list)) else (x,))  # noqa: E731
+                      for y in (v if isinstance(v, (tuple, list)) else (v,))]
+    _same_meta(tuple(flat(out)), tuple(flat(want)), op)
+    moved_any = False
+    for i, a in enumerate(args):
+        items = a if isinstance(a, list) else [a]
+        if op == "loss_list_backward" and i == 2:
+            continue  # ``like`` only gives dtypes
+        for j, x in enumerate(items):
+            if not isinstance(x, torch.Tensor):
+                continue
+            moved = list(args)
+            if isinstance(a, list):
+                moved[i] = a[:j] + [x.to(target.other_device)] + a[j + 1:]
+            else:
+                moved[i] = x.to(target.other_device)
+            with pytest.raises((RuntimeError, ValueError), match=r"(?i)cpu|cuda|meta|device"):
+                fn(*moved)
+            moved_any = True
+    assert moved_any

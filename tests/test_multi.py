@@ -8,6 +8,7 @@ inputs, gradcheck, opcheck, torch.compile and the op count of the compiled back 
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 
 import pytest
 import torch
@@ -145,7 +146,7 @@ def test_list_of_one_is_the_single_call(backend, kind):
     listed = gk.d_loss([r2], (f2,), kind, backend=backend)
     single.backward()
     listed.backward()
-    if backend == "cpu":  # the same kernel on the same data: the same bits
+    if backend in ("cpu", "triton"):  # the same kernel on the same data: the same bits
         assert torch.equal(single, listed)
         assert torch.equal(r1.grad, r2.grad) and torch.equal(f1.grad, f2.grad)
     else:
@@ -212,9 +213,7 @@ def _features(dtype, nested=False):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16],
-                         ids=["f32", "f64", "f16", "bf16"])
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "triton"])
+@pytest.mark.parametrize("backend,dtype", BACKEND_DTYPES)
 def test_feature_matching_matches_reference(backend, dtype, reduction):
     real, fake = _features(dtype)
     weights = [0.5 * (k + 1) for k in range(len(real))]
@@ -223,7 +222,9 @@ def test_feature_matching_matches_reference(backend, dtype, reduction):
     r1 = [x.detach().clone(memory_format=torch.preserve_format).requires_grad_() for x in real]
     f1 = [x.detach().clone(memory_format=torch.preserve_format).requires_grad_() for x in fake]
     f1[1] = _strided(fake[1].detach()).requires_grad_()
-    got = gk.feature_matching_loss(r1, f1, weight=weights, reduction=reduction, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no silent fallback to the reference
+        got = gk.feature_matching_loss(r1, f1, weight=weights, reduction=reduction, backend=backend)
     want = reference.feature_matching_loss(r2, f2, weights, reduction)
     assert got.shape == want.shape == ((len(real),) if reduction == "none" else ())
     assert_close(got, want, dtype, "loss")
@@ -245,7 +246,7 @@ def test_feature_matching_nested_lists_and_detached_real(backend):
     fl = [[x.detach().clone().requires_grad_() for x in d] for d in fake]
     real_det = [[x.detach() for x in d] for d in real]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # triton has no feature-matching kernel: the reference runs
+        warnings.simplefilter("error")  # every back end has its own feature matching
         got = gk.feature_matching_loss(real_det, fl, weight=weights, backend=backend)
     by_hand = sum(w * torch.mean(torch.abs(f - r)) for w, r, f in
                   zip(weights, [x for d in real_det for x in d], [x for d in fl for x in d]))
@@ -270,7 +271,7 @@ def test_feature_matching_module_and_scalar_weight():
     torch.testing.assert_close(g(fs), reference.g_loss_list(fs, "least_squares"), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "triton"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_feature_matching_errors(backend):
     a, b = [torch.randn(2, 8), torch.randn(2, 3)], [torch.randn(2, 8), torch.randn(2, 3)]
     with pytest.raises(ValueError, match="empty"):
@@ -457,12 +458,223 @@ def test_public_op_checks_name_the_index():
         OPS.loss_list([], [torch.ones(3, dtype=torch.int32)], *_kinds.g_loss_args("logistic", 1.0), 1)
 
 
-def test_triton_feature_matching_falls_back_with_a_warning():
-    if "triton" not in BACKENDS:
-        pytest.skip("triton does not run on CPU tensors here")
+# --------------------------------------------------------------------------- the Triton back end
+HAS_TRITON = "triton" in BACKENDS
+needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton does not run on CPU tensors here (TRITON_INTERPRET=1)")
+
+
+class _CountingKernel:
+    """A Triton kernel whose launches (``kernel[grid](...)``) are counted by name."""
+
+    def __init__(self, kernel, name, counts):
+        self.kernel, self.name, self.counts = kernel, name, counts
+
+    def __getitem__(self, grid):
+        launch = self.kernel[grid]
+
+        def run(*args, **kwargs):
+            self.counts[self.name] += 1
+            return launch(*args, **kwargs)
+
+        return run
+
+
+@pytest.fixture
+def triton_launches(monkeypatch):
+    """Counter of the Triton loss and list kernels' launches, by kernel name."""
+    from gan_kernels.triton import lists, losses
+
+    counts = Counter()
+    for mod in (lists, losses):
+        for name, k in list(vars(mod).items()):
+            if name.endswith("_kernel") and hasattr(k, "__getitem__"):
+                monkeypatch.setattr(mod, name, _CountingKernel(k, name, counts))
+    return counts
+
+
+@needs_triton
+def test_triton_feature_matching_runs_its_kernel(triton_launches):
+    """One launch (plus the finisher) forward, one backward, for a list of maps; no fallback warning."""
     _registry.reset_warnings()
-    real, fake = [torch.randn(2, 3)], [torch.randn(2, 3)]
-    with pytest.warns(RuntimeWarning, match="no feature_matching kernel"):
-        got = gk.feature_matching_loss(real, fake, backend="triton")
-    torch.testing.assert_close(got, torch.mean(torch.abs(real[0] - fake[0])))
-    _registry.reset_warnings()
+    real = [torch.randn(2, 3), torch.randn(2, 4, 5), torch.randn(3, 70)]
+    fake = [torch.randn_like(x).requires_grad_() for x in real]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = gk.feature_matching_loss(real, fake, weight=[1.0, 2.0, 0.5], backend="triton")
+    assert dict(triton_launches) == {"_fm_fwd_kernel": 1, "_fm_finish_kernel": 1}
+    by_hand = sum(w * torch.mean(torch.abs(r - f.detach())) for w, r, f in zip([1.0, 2.0, 0.5], real, fake))
+    torch.testing.assert_close(got, by_hand, rtol=1e-6, atol=1e-6)
+    got.backward()
+    assert triton_launches["_fm_bwd_kernel"] == 1
+    for w, r, f in zip([1.0, 2.0, 0.5], real, fake):
+        torch.testing.assert_close(f.grad, -w * torch.sign(r - f.detach()) / r.numel())
+
+
+@needs_triton
+def test_triton_one_launch_per_direction(triton_launches):
+    """The independent-term kinds take the table kernels: one launch and one finisher forward, one
+    launch backward, whatever the list's length; one op call per direction."""
+    reals = [torch.randn(2, 1, n) for n in (3, 8, 40, 5, 17, 70)]
+    fakes = [torch.randn(2, 1, n).requires_grad_() for n in (3, 8, 40, 5, 17, 70)]
+    with DispatchCounter() as c:
+        total = gk.d_loss(reals, fakes, "hinge", backend="triton")
+        total.backward()
+    assert dict(triton_launches) == {"_loss_list_fwd_kernel": 1, "_loss_list_finish_kernel": 1,
+                                     "_loss_list_bwd_kernel": 1}
+    assert {op: n for op, n in c.by_op.items() if op.startswith("gan_kernels")} == {
+        "gan_kernels_triton.loss_list_forward": 1, "gan_kernels_triton.loss_list_backward": 1}
+    # A list mixing dtypes: one launch (and finisher) per dtype, and one kernel adding the terms.
+    triton_launches.clear()
+    mixed = [f.detach().to(d) for f, d in zip(fakes, [torch.float16, torch.float32] * 3)]
+    gk.g_loss(mixed, "least_squares", backend="triton")
+    assert dict(triton_launches) == {"_loss_list_fwd_kernel": 2, "_loss_list_finish_kernel": 2,
+                                     "_sum_in_order_kernel": 1}
+    # Relativistic terms need the other side's mean: the single-tensor loss per discriminator.
+    triton_launches.clear()
+    gk.d_loss(reals, [f.detach() for f in fakes], "relativistic", backend="triton")
+    assert triton_launches["_loss_fwd_kernel"] == len(fakes) and "_loss_list_fwd_kernel" not in triton_launches
+
+
+def _long_list(n):
+    """n discriminators: many tiny heads and a few maps past the interpreter's one-chunk size."""
+    sizes = [(2,)] * (n - 3) + [(4, 1, 250), (37,), (3, 1, 11, 9)]
+    reals = [torch.randn(s) for s in sizes]
+    fakes = [torch.randn(s) for s in sizes]
+    return reals, fakes
+
+
+@needs_triton
+@pytest.mark.parametrize("kind", ["least_squares", "rpgan"])
+def test_triton_long_list_and_multi_chunk_tensors(kind):
+    """More discriminators than one step of the row search (128) and tensors of several chunks."""
+    reals, fakes = _long_list(131)
+    r1, f1, r2, f2 = _leaves(reals), _leaves(fakes), _leaves(reals), _leaves(fakes)
+    total, terms = gk.d_loss(r1, f1, kind, backend="triton", return_terms=True)
+    want = reference.d_loss_list(r2, f2, kind)
+    torch.testing.assert_close(total, want, rtol=1e-5, atol=1e-5)
+    want_terms = torch.stack([reference.d_loss(r, f, kind).detach() for r, f in zip(reals, fakes)])
+    torch.testing.assert_close(terms, want_terms, rtol=1e-6, atol=1e-6)
+    total.backward()
+    want.backward()
+    _check_grads(_grads(r1), _grads(r2), torch.float32, "d real")
+    _check_grads(_grads(f1), _grads(f2), torch.float32, "d fake")
+    fr, ff = _leaves(reals), _leaves(fakes)
+    weights = [0.5 + k % 3 for k in range(len(reals))]
+    fm = gk.feature_matching_loss(fr, ff, weight=weights, backend="triton")
+    fr2, ff2 = _leaves(reals), _leaves(fakes)
+    want_fm = reference.feature_matching_loss(fr2, ff2, weights)
+    torch.testing.assert_close(fm, want_fm, rtol=1e-5, atol=1e-5)
+    fm.backward()
+    want_fm.backward()
+    _check_grads(_grads(fr) + _grads(ff), _grads(fr2) + _grads(ff2), torch.float32, "feature matching")
+
+
+@needs_triton
+def test_triton_lists_deterministic():
+    """The same bits run after run: fixed chunks, partial sums added in a fixed order, no atomics."""
+    reals, fakes = _long_list(6)
+    fakes[1] = fakes[1].double()
+    reals[1] = reals[1].double()
+    feats_r = [torch.randn(2, 8, 60), torch.randn(3, 5).half(), torch.randn(2, 3, 4, 5)]
+    feats_f = [torch.randn_like(x) for x in feats_r]
+
+    def run():
+        fl = _leaves(fakes)
+        total, terms = gk.d_loss(reals, fl, "logistic", backend="triton", return_terms=True)
+        total.backward()
+        ff = _leaves(feats_f)
+        fm = gk.feature_matching_loss(feats_r, ff, reduction="sum", backend="triton")
+        fm.backward()
+        return [total, terms, fm] + _grads(fl) + _grads(ff)
+
+    first = run()
+    for x, y in zip(first, run()):
+        assert torch.equal(x, y)
+
+
+@needs_triton
+def test_triton_list_of_one_is_the_single_call_for_g_loss():
+    f = torch.randn(3, 1, 4, 4)
+    f1, f2 = f.clone().requires_grad_(), f.clone().requires_grad_()
+    single = gk.g_loss(f1, "logistic", backend="triton")
+    listed = gk.g_loss([f2], "logistic", backend="triton")
+    single.backward()
+    listed.backward()
+    assert torch.equal(single, listed) and torch.equal(f1.grad, f2.grad)
+
+
+@needs_triton
+def test_triton_gradcheck_lists_float64():
+    reals = [torch.randn(3, 1, 2, dtype=torch.float64, requires_grad=True), torch.randn(4, dtype=torch.float64, requires_grad=True)]
+    fakes = [torch.randn(3, 1, 2, dtype=torch.float64, requires_grad=True), torch.randn(4, dtype=torch.float64, requires_grad=True)]
+    for kind in ("logistic", "relativistic", "rpgan", "least_squares"):
+        fn = lambda *x: gk.d_loss(list(x[:2]), list(x[2:]), kind, backend="triton")  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (*reals, *fakes))
+        assert torch.autograd.gradgradcheck(fn, (*reals, *fakes))
+    gfn = lambda *x: gk.g_loss(list(x), "minimax", backend="triton", reduction="sum")  # noqa: E731
+    assert torch.autograd.gradcheck(gfn, tuple(fakes))
+    r = [torch.randn(2, 3, dtype=torch.float64, requires_grad=True), torch.randn(5, dtype=torch.float64, requires_grad=True)]
+    f = [(x.detach() + torch.where(torch.rand_like(x) < 0.5, -1.0, 1.0) * (0.1 + torch.rand_like(x))).requires_grad_()
+         for x in r]
+    for reduction in ("mean", "sum", "none"):
+        fm = lambda *x: gk.feature_matching_loss(list(x[:2]), list(x[2:]), weight=[2.0, 0.5], reduction=reduction,  # noqa: E731
+                                                 backend="triton")
+        assert torch.autograd.gradcheck(fm, (*r, *f))
+        assert torch.autograd.gradgradcheck(fm, (*r, *f))
+
+
+def _triton_opcheck_cases():
+    cases = _opcheck_cases(False)
+    spec_p = _kinds.d_loss_args("rpgan", 1.0, 0.0, 0.0, 1.0)
+    spec_d = _kinds.d_loss_args("hinge", 1.0, 0.1, 0.0, 1.0)
+    cl = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)
+    # Several chunks per tensor, mixed dtypes, a paired kind, the relativistic loop, a list of one.
+    cases["loss_list_forward"] += [
+        ([torch.randn(300), torch.randn(5).double()], [torch.randn(290), torch.randn(7).double()], *spec_d, 2, True),
+        ([torch.randn(4, 1, 3), torch.randn(2)], [torch.randn(4, 1, 3), torch.randn(2)], *spec_p, 1, True),
+        ([torch.randn(4), torch.randn(3)], [torch.randn(2), torch.randn(3)],
+         *_kinds.d_loss_args("relativistic", 1.0, 0.0, 0.0, 1.0), 1, True),
+        ([torch.randn(6)], [torch.randn(6)], *spec_d, 1, True),
+    ]
+    cases["loss_list_backward"] += [(torch.tensor(2.0, dtype=torch.float64), [torch.randn(400), torch.randn(3).double()],
+                                     [torch.randn(400).half(), torch.randn(3).double()])]
+    cases["feature_matching_forward"] += [([cl, torch.randn(3, 90).half()], [torch.randn(2, 3, 4, 5), torch.randn(3, 90).half()],
+                                           [0.5, 2.0], 2)]
+    cases["feature_matching_backward"] += [(torch.randn(2), [cl, torch.randn(3, 90)], [torch.randn(2, 3, 4, 5), torch.randn(3, 90)],
+                                            [0.5, 2.0], 0, True, True)]
+    return cases
+
+
+@needs_triton
+@pytest.mark.parametrize("op", ["loss_list_forward", "loss_list_backward", "feature_matching_forward",
+                                "feature_matching_backward"])
+def test_triton_opcheck(op):
+    """Schema, fake kernel (metadata equal to the real kernel's) and AOT dispatch of the Triton list ops."""
+    for args in _triton_opcheck_cases()[op]:
+        torch.library.opcheck(getattr(torch.ops.gan_kernels_triton, op), args)
+
+
+@needs_triton
+def test_triton_torch_compile_fullgraph_step():
+    torch._dynamo.reset()
+
+    def step(reals, fakes, feats_r, feats_f):
+        d = gk.d_loss(reals, fakes, "least_squares", backend="triton")
+        g = gk.g_loss(fakes, "hinge", backend="triton")
+        return d + g + gk.feature_matching_loss(feats_r, feats_f, weight=2.0, backend="triton")
+
+    reals = [torch.randn(2, 1, 8), torch.randn(2, 1, 5, 3)]
+    fakes = [torch.randn(2, 1, 8), torch.randn(2, 1, 5, 3)]
+    fr = [torch.randn(2, 4, 8), torch.randn(2, 3, 5, 3).contiguous(memory_format=torch.channels_last)]
+    ff = [torch.randn(2, 4, 8), torch.randn(2, 3, 5, 3)]
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    a = [_leaves(x) for x in (reals, fakes, fr, ff)]
+    b = [_leaves(x) for x in (reals, fakes, fr, ff)]
+    out_c, out_e = compiled(*a), step(*b)
+    torch.testing.assert_close(out_c, out_e)
+    out_c.backward()
+    out_e.backward()
+    for xs, ys in zip(a, b):
+        for x, y in zip(xs, ys):
+            torch.testing.assert_close(x.grad, y.grad)
+    torch._dynamo.reset()

@@ -1,17 +1,19 @@
-"""The Triton back end: the seven custom ops of docs/kernel_contract.md as Triton kernels.
+"""The Triton back end: the device ops of docs/kernel_contract.md as Triton kernels.
 
 Each op is a ``torch.library.custom_op`` in the ``gan_kernels_triton`` namespace with the C++
 op's schema and an explicit fake kernel (``gan_kernels._fake``), so opcheck and
 ``torch.compile(fullgraph=True)`` see through it; the autograd Functions are the shared ones
-of ``gan_kernels._autograd``. (``triton_op`` + ``wrap_triton`` would let Inductor fuse around
-the kernels on GPU, but fails under ``TRITON_INTERPRET=1``, where CI runs these kernels.)
+of ``gan_kernels._autograd``, the list ops' included. (``triton_op`` + ``wrap_triton`` would let
+Inductor fuse around the kernels on GPU, but fails under ``TRITON_INTERPRET=1``, where CI runs
+these kernels.)
 
 A plain eager call runs the op's Python implementation directly (:func:`_direct`): small ops on a
 GPU are host-bound, and the Python custom-op dispatch cost ~10 us per op call, ~40 us per loss
 forward+backward, about as much as Triton's own launch path (``bench/triton_host_overhead.py``).
 
 Files, one per op family: ``losses.py`` (d_loss, g_loss, their backward), ``interpolate.py``,
-``grad_penalty.py``; ``_utils.py`` holds the shared math and launch configurations.
+``grad_penalty.py``, ``lists.py`` (losses over lists of logits, feature matching); ``_utils.py``
+holds the shared math and launch configurations.
 
 Importing this package raises ImportError when triton is missing, which ``gan_kernels``
 catches to report the back end as unavailable.
@@ -32,11 +34,11 @@ from .. import _autograd, _fake, _registry
 from ._utils import IMPLS
 
 try:
-    from . import grad_penalty, interpolate, losses  # noqa: F401  (registers the custom ops)
+    from . import grad_penalty, interpolate, lists, losses  # noqa: F401  (registers the custom ops)
 except (AttributeError, TypeError) as e:  # a triton too old for these kernels' language features
     raise ImportError(f"the installed triton {getattr(triton, '__version__', '?')} lacks what the kernels use: {e}") from e
 
-OP_NAMES = tuple(_fake.FAKES)
+OP_NAMES = tuple(_fake.FAKES) + tuple(_fake.LIST_FAKES)
 
 
 def _interpret() -> bool:
@@ -67,7 +69,13 @@ def _plain_eager(args) -> bool:
             or torch._C._is_torch_function_mode_enabled() or torch._C._are_functorch_transforms_active()
             or torch._C._autograd._profiler_enabled()):
         return False
-    return all(type(a) is torch.Tensor for a in args if isinstance(a, torch.Tensor))
+    for a in args:
+        if type(a) is list:  # the list ops' Tensor[] arguments
+            if any(type(t) is not torch.Tensor for t in a if isinstance(t, torch.Tensor)):
+                return False
+        elif isinstance(a, torch.Tensor) and type(a) is not torch.Tensor:
+            return False
+    return True
 
 
 # The registered custom ops themselves (what torch.compile and opcheck see).
@@ -89,3 +97,4 @@ OPS = SimpleNamespace(**{name: _direct(name) for name in OP_NAMES})
 
 _registry.register_backend("triton", _unavailable_reason, _runs_on)
 FUNCTIONS = _autograd.register_kernel_backend("triton", OPS)
+LIST_FUNCTIONS = _autograd.register_list_backend("triton", OPS)

@@ -71,7 +71,8 @@ def custom_op(name: str):
 
     def register(fn):
         torch.library.custom_op(f"gan_kernels_triton::{name}", fn, mutates_args=())
-        torch.library.register_fake(f"gan_kernels_triton::{name}")(_fake.FAKES[name])
+        fake = _fake.FAKES.get(name) or _fake.LIST_FAKES[name]
+        torch.library.register_fake(f"gan_kernels_triton::{name}")(fake)
         IMPLS[name] = fn
         return fn
 

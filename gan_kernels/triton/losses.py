@@ -419,11 +419,11 @@ def _launch_loss_grid(args, consts, flags, mode, reduction, keep, n_r, n_f, n_ou
 
 @functools.lru_cache(maxsize=256)
 def _spec(mode: int, real_term: int, real_target: float, real_coef: float, fake_term: int, fake_target: float,
-          fake_coef: float, drift: float) -> _kinds.LossSpec:
+          fake_coef: float, drift: float, op: str = "loss_forward") -> _kinds.LossSpec:
     if mode not in (_kinds.MODE_SEPARATE, _kinds.MODE_RELATIVISTIC, _kinds.MODE_PAIRED):
-        raise ValueError(f"gan_kernels_triton::loss_forward: unknown loss mode code {mode}")
+        raise ValueError(f"gan_kernels_triton::{op}: unknown loss mode code {mode}")
     if not (_kinds.TERM_NONE <= real_term <= _kinds.TERM_SQUARE and _kinds.TERM_NONE <= fake_term <= _kinds.TERM_SQUARE):
-        raise ValueError(f"gan_kernels_triton::loss_forward: unknown loss term code (real {real_term}, fake {fake_term})")
+        raise ValueError(f"gan_kernels_triton::{op}: unknown loss term code (real {real_term}, fake {fake_term})")
     return _kinds.LossSpec(mode, _kinds.Term(real_term, real_target, real_coef),
                            _kinds.Term(fake_term, fake_target, fake_coef), drift)
 
