@@ -74,6 +74,7 @@ $PY -c "import gan_kernels as gk; print('available back ends:', gk.available_bac
 CONTRACT="tests/test_device_ops.py tests/test_cuda_graphs.py tests/test_backends.py"
 # shellcheck disable=SC2086
 run_tests $CONTRACT -k cuda-cuda
+run_tests tests/test_multi_cuda.py
 
 if [ "$(left)" -gt 60 ]; then
   step "speed targets (bench/targets.py)"
@@ -100,7 +101,8 @@ fi
 
 # shellcheck disable=SC2086
 run_sharded $CONTRACT -k triton-cuda
-run_tests tests --ignore=tests/test_backends.py --ignore=tests/test_device_ops.py --ignore=tests/test_cuda_graphs.py
+run_tests tests --ignore=tests/test_backends.py --ignore=tests/test_device_ops.py --ignore=tests/test_cuda_graphs.py \
+  --ignore=tests/test_multi_cuda.py
 
 if [ "$(left)" -gt 150 ]; then
   step "Triton loss launch configurations (bench/triton_tune.py --only losses)"

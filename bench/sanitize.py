@@ -69,9 +69,41 @@ def main() -> int:
                     go = torch.ones((), device=dev, dtype=acc) if red else torch.ones(g.shape[0], device=dev, dtype=acc)
                     ops.grad_penalty_backward(go, g, norms, kind, 1.0, 10.0, red, 1.0, ist)
                     calls += 2
+    calls += _lists(ops, dev)
     torch.cuda.synchronize()
     print(f"sanitize.py: {calls} op calls ran")
     return 0
+
+
+def _lists(ops, dev) -> int:
+    """The list ops over a long mixed-dtype list (several tables per launch, tails, an empty side)."""
+    from gan_kernels import _kinds
+
+    dtypes = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+    sizes = [1, 31, 1024, 9001, 70_000]
+    reals = [torch.randn(sizes[i % 5], device=dev, dtype=dtypes[i % 4]) for i in range(203)]
+    fakes = [torch.randn(sizes[(i + 2) % 5], device=dev, dtype=dtypes[i % 4]) for i in range(203)]
+    calls = 0
+    for spec in (_kinds.d_loss_args("least_squares", 1.0, 0.01, 0.0, 1.0), _kinds.d_loss_args("hinge", 1.0, 0.0, 0.0, 1.0)):
+        total, terms, gr, gf = ops.loss_list_forward(reals, fakes, *spec, 1, True)
+        go = torch.full((), 0.5, device=dev)
+        ops.loss_list_backward(go, list(gr) + list(gf), reals + fakes)
+        calls += 2
+    paired = [torch.randn(sizes[i % 5], device=dev, dtype=dtypes[i % 4]) for i in range(203)]
+    ops.loss_list_forward(reals, paired, *_kinds.d_loss_args("rpgan", 1.0, 0.0, 0.0, 1.0), 2, True)
+    ops.loss_list_forward([], fakes, *_kinds.g_loss_args("logistic", 1.0), 1, True)
+    calls += 2
+    maps_r = [torch.randn(2, 3 + i % 7, 5 + 37 * (i % 11), device=dev, dtype=dtypes[i % 4]) for i in range(130)]
+    maps_f = [torch.randn_like(m) for m in maps_r]
+    weights = [0.5 + i for i in range(130)]
+    for red in range(3):
+        ops.feature_matching_forward(maps_r, maps_f, weights, red)
+        go = torch.ones(130, device=dev) if red == 0 else torch.ones((), device=dev)
+        for need in ((True, True), (True, False), (False, True)):
+            ops.feature_matching_backward(go, maps_r, maps_f, weights, red, *need)
+            calls += 1
+        calls += 1
+    return calls
 
 
 if __name__ == "__main__":

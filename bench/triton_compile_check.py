@@ -202,7 +202,39 @@ def cases(full: bool = False) -> Dict[str, Callable[[], object]]:
                     lambda g=g, code=code: _penalty(ops, g, code))
     g = torch.randn(16, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     out["grad_penalty fwd+bwd wgan-gp channels_last, inv_scale tensor"] = lambda: _penalty(ops, g, 0, torch.tensor(0.5))
+    _list_cases(ops, out, small, large)
     return out
+
+
+def _list_cases(ops, out: Dict[str, Callable[[], object]], small: int, large: int) -> None:
+    """The list ops: every dtype, a mixed-dtype list (its in-order sum), the paired mode."""
+    from gan_kernels import _kinds
+
+    sizes = (small, large, 3000)
+    for dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        acc = torch.float64 if dtype == torch.float64 else torch.float32
+        reals = [torch.randn(n, dtype=dtype) for n in sizes]
+        fakes = [torch.randn(n, dtype=dtype) for n in sizes]
+        for kind in ("logistic", "hinge", "rpgan"):
+            spec = _kinds.d_loss_args(kind, 1.0, 0.01, 0.0, 1.0)
+            out[f"loss_list_forward {kind} {dtype}"] = (
+                lambda r=reals, f=fakes, spec=spec: ops.loss_list_forward(r, f, *spec, 1, True))
+        saved = [torch.randn(n, dtype=acc) for n in sizes]
+        out[f"loss_list_backward {dtype}"] = lambda s=saved, like=reals: ops.loss_list_backward(torch.ones(()), s, like)
+        maps = [torch.randn(2, 8, 31, dtype=dtype), torch.randn(2, 64, 1000, dtype=dtype)]
+        other = [torch.randn_like(m) for m in maps]
+        for red in (0, 1):
+            out[f"feature_matching_forward {dtype} reduction={red}"] = (
+                lambda r=maps, f=other, red=red: ops.feature_matching_forward(r, f, [1.0, 0.5], red))
+        go = torch.ones((), dtype=acc)
+        out[f"feature_matching_backward {dtype}"] = (
+            lambda r=maps, f=other, go=go: ops.feature_matching_backward(go, r, f, [1.0, 0.5], 1, True, True))
+    mixed_r = [torch.randn(small), torch.randn(small, dtype=torch.float16), torch.randn(small, dtype=torch.float64)]
+    mixed_f = [torch.randn_like(t) for t in mixed_r]
+    spec = _kinds.g_loss_args("least_squares", 1.0)
+    out["loss_list_forward mixed dtypes (g_loss)"] = lambda: ops.loss_list_forward([], mixed_f, *spec, 2, True)
+    out["feature_matching_forward mixed dtypes"] = (
+        lambda: ops.feature_matching_forward(mixed_r, mixed_f, [1.0, 1.0, 1.0], 1))
 
 
 def _penalty(ops, g, code, ist=None):

@@ -25,10 +25,6 @@ except ImportError as _e:  # triton, or a module its kernels need, missing; or t
     _TRITON_ERROR = f"the Triton back end cannot be imported ({type(_e).__name__}: {_e}); fix: `{_fix}`"
     del _missing, _fix
     _registry.register_backend("triton", lambda: _TRITON_ERROR, lambda dev: dev == "cuda")
-else:
-    from . import _multi
-
-    _multi.register_looped("triton")  # list losses: its loss op once per discriminator
 
 from . import models, nn, training  # noqa: E402,F401
 from ._registry import available_backends, get_backend, set_backend  # noqa: E402,F401

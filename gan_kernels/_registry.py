@@ -30,8 +30,9 @@ AUTO_GPU_ORDER: Dict[str, Tuple[str, ...]] = {
     "g_loss": ("cuda", "triton"),
     "interpolate": ("cuda", "triton"),
     "grad_penalty": ("cuda", "triton"),
-    # Lists (multi-discriminator training): no GPU measurement yet; the cuda ops loop the per-tensor
-    # kernels inside one op call, the triton ones loop its Python loss op.
+    # Lists (multi-discriminator training): no GPU measurement yet; both GPU back ends run each
+    # direction as one launch over a table of the list's tensors (the relativistic kind: one loss
+    # per discriminator).
     "d_loss_list": ("cuda", "triton"),
     "g_loss_list": ("cuda", "triton"),
     "feature_matching": ("cuda", "triton"),

@@ -27,8 +27,8 @@ sys.path.insert(0, "bench")  # the compile check is a development tool beside th
 import triton_compile_check as cc
 results = cc.run()
 from triton.runtime.jit import JITFunction
-from gan_kernels.triton import losses, interpolate, grad_penalty
-defined = sorted({n for m in (losses, interpolate, grad_penalty) for n, v in vars(m).items()
+from gan_kernels.triton import losses, interpolate, grad_penalty, lists
+defined = sorted({n for m in (losses, interpolate, grad_penalty, lists) for n, v in vars(m).items()
                   if isinstance(v, JITFunction) and n.endswith("_kernel")})
 print(json.dumps({"defined": defined,
                   "compiled": [{k: v for k, v in dataclasses.asdict(r).items() if k != "ptx"} for r in results]}))
