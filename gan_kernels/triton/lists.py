@@ -32,7 +32,7 @@ from ._utils import (
     _INTERP_LOSS, GPU_TILE, GPU_WARPS, REDUCE_SUM,
     cdiv, custom_op, device_ctx, div, gpu_config, loss_grid_config, next_pow2, tl_acc,
 )
-from .losses import _consts, _launch_args, _launch_loss, _pass, _row_total, _spec, _weights
+from .losses import _consts, _launch_args, _launch_loss, _pass, _row_total, _spec
 
 _NONE, _SUM = _kinds.REDUCTIONS["none"], _kinds.REDUCTIONS["sum"]
 _TL_DTYPES = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32,
@@ -40,8 +40,11 @@ _TL_DTYPES = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.floa
 
 # Table columns (the host code writes each row as a tuple in this order). Loss forward: one row
 # per discriminator.
-L_REAL, L_FAKE, L_GREAL, L_GFAKE, L_NREAL, L_NFAKE, L_PER, L_FIRST, L_COUNT, L_INDEX = map(tl.constexpr, range(10))
-L_WIDTH = tl.constexpr(10)
+# W_R, W_F: the float64 bits of the reduction weights (1/N for "mean"), made on the host so the
+# finisher's loop over discriminators has no division (a float64 one is a call with a stack frame).
+L_REAL, L_FAKE, L_GREAL, L_GFAKE, L_NREAL, L_NFAKE, L_PER, L_FIRST, L_COUNT, L_INDEX, L_WR, L_WF = map(
+    tl.constexpr, range(12))
+L_WIDTH = tl.constexpr(12)
 # Loss backward: one row per saved gradient.
 B_SAVED, B_OUT, B_N, B_FIRST = map(tl.constexpr, range(4))
 B_WIDTH = tl.constexpr(4)
@@ -80,6 +83,21 @@ def _table(rows: List[tuple], device: torch.device) -> Tensor:
     table = torch.empty(host.shape, dtype=torch.int64, device=device)
     table.copy_(host, non_blocking=True)
     return table
+
+
+def _weight(n: int, reduction: int, acc: torch.dtype) -> float:
+    """The kernels' W: 1/max(N, 1) rounded once in acc for "mean" (as their IEEE division), else 1."""
+    if reduction == _SUM:
+        return 1.0
+    if acc == torch.float64:
+        return 1.0 / max(n, 1)
+    # float32: N rounded to float32 as the kernel's cast does, the quotient taken in float64 and
+    # rounded to float32, which is the correctly rounded float32 quotient (53 >= 2 * 24 + 2).
+    return _to_f32(1.0 / _to_f32(float(max(n, 1))))
+
+
+def _to_f32(x: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", x))[0]
 
 
 def _float_bits(x: float) -> int:
@@ -189,7 +207,8 @@ def _loss_list_finish_kernel(
         count = tl.load(row + L_COUNT)
         tot_r = _row_total(part_ptr + first, count, ACC, FBLOCK)
         tot_f = _row_total(part_ptr + T + first, count, ACC, FBLOCK)
-        w_r, w_f = _weights(tl.load(row + L_NREAL), tl.load(row + L_NFAKE), REDUCTION, ACC)
+        w_r = tl.load(row + L_WR).to(tl.float64, bitcast=True).to(ACC)
+        w_f = tl.load(row + L_WF).to(tl.float64, bitcast=True).to(ACC)
         term = (w_r * tot_r + w_f * tot_f).to(OUT)
         tl.store(terms_ptr + tl.load(row + L_INDEX), term)
         total += term
@@ -294,11 +313,16 @@ def loss_list_forward(
                     g_real[i].data_ptr() if g_real[i] is not None else 0,
                     g_fake[i].data_ptr() if g_fake[i] is not None else 0,
                     n_r, n_f, per, first, count, i,
+                    _float_bits(_weight(n_r, reduction, acc)), _float_bits(_weight(n_f, reduction, acc)),
                 ))
                 first += count
                 max_count = max(max_count, count)
             table = _table(rows, device)
             part = torch.empty((2 * max(first, 1),), dtype=acc, device=device)
+            # float64 tiles plus the table's pointers exceed 255 registers a thread at the
+            # single kernel's warp count: twice the warps, half the tile per thread, no spills.
+            if acc == torch.float64:
+                warps *= 2
             if first:
                 _loss_list_fwd_kernel[(first,)](
                     table, part, first, len(rows), *consts, **flags, DTYPE=_TL_DTYPES[dtype],
