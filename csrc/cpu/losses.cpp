@@ -39,8 +39,12 @@ at::Tensor empty_grad(const at::Tensor& like, at::ScalarType acc) {
   return at::empty({0}, like.options().dtype(acc));
 }
 
+// loss: the per-element tensor for "none", else a 0-dim tensor when the
+// caller asked for one (the single op) -- a list keeps the reduced value only,
+// in `value`. The gradients are undefined when not computed.
 struct LossResult {
   at::Tensor loss, grad_real, grad_fake;
+  double value = 0;
 };
 
 // Running sums of the loss terms. Each term is computed in acc_t<T> (float32
@@ -54,7 +58,7 @@ using LossSum = double;
 // Jacobian is diagonal).
 template <typename T>
 LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, const at::Tensor& fake_in,
-                     int64_t reduction, bool compute_grad) {
+                     int64_t reduction, bool compute_grad, bool loss_tensor = true) {
   using A = acc_t<T>;
   using S = LossSum;
   const at::ScalarType acc = acc_type_of(fake_in.scalar_type());
@@ -82,13 +86,21 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
     return p;
   };
 
+  // Only what the caller needs is allocated: for a list of small logits
+  // tensors the allocations are most of the op's time.
   LossResult res;
-  res.loss = none ? at::empty(fake_in.sizes(), fake_in.options().dtype(acc))
-                  : at::empty({}, fake_in.options().dtype(acc));
-  res.grad_real = keep && r.t.defined() ? at::empty(r.t.sizes(), r.t.options().dtype(acc))
-                  : empty_grad(fake_in, acc);
-  res.grad_fake = keep ? at::empty(f.t.sizes(), fake_in.options().dtype(acc)) : empty_grad(fake_in, acc);
-  A* lp = res.loss.data_ptr<A>();
+  if (none) {
+    res.loss = at::empty(fake_in.sizes(), fake_in.options().dtype(acc));
+  } else if (loss_tensor) {
+    res.loss = at::empty({}, fake_in.options().dtype(acc));
+  }
+  if (keep && r.t.defined()) res.grad_real = at::empty(r.t.sizes(), r.t.options().dtype(acc));
+  if (keep) res.grad_fake = at::empty(f.t.sizes(), fake_in.options().dtype(acc));
+  A* lp = none ? res.loss.data_ptr<A>() : nullptr;
+  auto set_reduced = [&](A v) {
+    res.value = static_cast<double>(v);
+    if (res.loss.defined()) *res.loss.data_ptr<A>() = v;
+  };
   A* gr = keep && nr ? res.grad_real.data_ptr<A>() : nullptr;
   A* gf = keep ? res.grad_fake.data_ptr<A>() : nullptr;
   auto W = [&](int64_t n) { return reduction == kReduceMean ? A(1) / static_cast<A>(n) : A(1); };
@@ -123,7 +135,7 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
       }
       return std::array<S, 1>{acc_v};
     });
-    if (!none) lp[0] = reduce(s[0], nf);
+    if (!none) set_reduced(reduce(s[0], nf));
     return res;
   }
 
@@ -205,7 +217,7 @@ LossResult loss_impl(const LossSpec& spec, const Logits& r, const Logits& f, con
     return std::array<S, 2>{sv, sb};
   });
   // Each term reduced on its own, then added, as the reference does.
-  if (!none) lp[0] = (nr ? reduce(sr[0], nr) : A(0)) + reduce(sf[0], nf);
+  if (!none) set_reduced((nr ? reduce(sr[0], nr) : A(0)) + reduce(sf[0], nf));
   if (relativistic && keep) {
     // d/dr_k of the fake term through mean r, and d/df_k of the real term
     // through mean f: constants per tensor.
@@ -242,6 +254,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward_cpu(
     res = loss_impl<scalar_t>(spec, r, f, fake, reduction, compute_grad);
   });
   if (reduction == kReduceNone) res.loss = res.loss.view(fake.sizes());
+  const at::ScalarType acc = acc_type_of(fake.scalar_type());
+  if (!res.grad_real.defined()) res.grad_real = empty_grad(fake, acc);
+  if (!res.grad_fake.defined()) res.grad_fake = empty_grad(fake, acc);
   return {res.loss, res.grad_real, res.grad_fake};
 }
 
@@ -332,7 +347,7 @@ LossListResult loss_list_forward_cpu(at::TensorList real, at::TensorList fake, i
     const Logits r = logits_of(uses_real ? std::optional<at::Tensor>(real[i]) : std::nullopt);
     const Logits f = logits_of(f_in);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f_in.scalar_type(), "loss_list_forward_cpu", [&] {
-      res[i] = loss_impl<scalar_t>(spec, r, f, f_in, reduction, compute_grad);
+      res[i] = loss_impl<scalar_t>(spec, r, f, f_in, reduction, compute_grad, /*loss_tensor=*/false);
     });
   };
   if (D > 1 && max_n <= kLossChunk && total_n > kLossChunk) {
@@ -348,11 +363,9 @@ LossListResult loss_list_forward_cpu(at::TensorList real, at::TensorList fake, i
   at::Tensor total = at::empty({}, fake[0].options().dtype(out_t));
   AT_DISPATCH_FLOATING_TYPES(out_t, "loss_list_total_cpu", [&] {
     scalar_t* tp = terms.data_ptr<scalar_t>();
-    for (int64_t i = 0; i < D; ++i) {
-      const at::Tensor& l = res[i].loss;
-      tp[i] = l.scalar_type() == at::kDouble ? static_cast<scalar_t>(*l.const_data_ptr<double>())
-                                             : static_cast<scalar_t>(*l.const_data_ptr<float>());
-    }
+    // value holds a term exactly (a float32 term widened to double), so this
+    // rounds once, as reading the term in its own dtype would.
+    for (int64_t i = 0; i < D; ++i) tp[i] = static_cast<scalar_t>(res[i].value);
     scalar_t acc = tp[0];
     for (int64_t i = 1; i < D; ++i) acc += tp[i];
     *total.data_ptr<scalar_t>() = acc;
