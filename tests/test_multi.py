@@ -237,6 +237,22 @@ def test_feature_matching_matches_reference(backend, dtype, reduction):
     assert torch.count_nonzero(r1[2].grad) == 0  # exact ties: zero gradient
 
 
+@pytest.mark.parametrize("backend,dtype", [p for p in BACKEND_DTYPES if p.values[0] != "triton"])
+def test_feature_matching_every_tail_length(backend, dtype):
+    """Pairs of 1..70 elements: every remainder after the vector loops (up to two vectors of 16
+    float32 lanes, of 8 float64 ones), each pair's term and gradients against the reference."""
+    real = [(torch.randn(n, dtype=torch.float64) * 3).to(dtype) for n in range(1, 71)]
+    fake = [(torch.randn(n, dtype=torch.float64) * 3).to(dtype) for n in range(1, 71)]
+    r1, f1, r2, f2 = _leaves(real), _leaves(fake), _leaves(real), _leaves(fake)
+    got = gk.feature_matching_loss(r1, f1, reduction="none", backend=backend)
+    want = reference.feature_matching_loss(r2, f2, [1.0] * len(real), "none")
+    assert_close(got, want, dtype, "terms")
+    got.sum().backward()
+    want.sum().backward()
+    _check_grads(_grads(r1), _grads(r2), dtype, "d real")
+    _check_grads(_grads(f1), _grads(f2), dtype, "d fake")
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_feature_matching_nested_lists_and_detached_real(backend):
     """pix2pixHD: lists per discriminator, weights per layer, the real side detached."""

@@ -126,6 +126,20 @@ void scale2(const double* g, double* dr, double* df, double a, double b, int64_t
 void scale2(const c10::Half* g, c10::Half* dr, c10::Half* df, float a, float b, int64_t n);
 void scale2(const c10::BFloat16* g, c10::BFloat16* dr, c10::BFloat16* df, float a, float b, int64_t n);
 
+// sum |a_i - b_i|, lanes in acc_t<T> added in a fixed order in double.
+double abs_diff_sum(const float* a, const float* b, int64_t n);
+double abs_diff_sum(const double* a, const double* b, int64_t n);
+double abs_diff_sum(const c10::Half* a, const c10::Half* b, int64_t n);
+double abs_diff_sum(const c10::BFloat16* a, const c10::BFloat16* b, int64_t n);
+
+// dr = s * sign(r - f), df = -dr (a null output is skipped); torch.sign's
+// rules at 0 and NaN.
+void sign_scale(const float* r, const float* f, float* dr, float* df, float s, int64_t n);
+void sign_scale(const double* r, const double* f, double* dr, double* df, double s, int64_t n);
+void sign_scale(const c10::Half* r, const c10::Half* f, c10::Half* dr, c10::Half* df, float s, int64_t n);
+void sign_scale(const c10::BFloat16* r, const c10::BFloat16* f, c10::BFloat16* dr, c10::BFloat16* df, float s,
+                int64_t n);
+
 // ---------------------------------------------------------------------------
 // Loss loops in float32 arithmetic (loss_vec.cpp) for float32 / half /
 // bfloat16 logits; float64 logits use the scalar path in losses.cpp.

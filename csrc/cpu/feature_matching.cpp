@@ -54,45 +54,6 @@ std::vector<Task> tasks_of(const std::vector<FmPair>& pairs, int64_t chunk) {
   return tasks;
 }
 
-// Sum of |a_i - b_i| over [lo, hi) in acc_t<T>, eight independent lanes (so
-// the compiler can keep them in vector registers) added in a fixed order.
-template <typename T>
-double abs_diff_sum(const T* a, const T* b, int64_t lo, int64_t hi) {
-  using A = acc_t<T>;
-  constexpr int kLanes = 8;
-  A acc[kLanes] = {};
-  int64_t i = lo;
-  for (; i + kLanes <= hi; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) {
-      acc[j] += std::abs(static_cast<A>(a[i + j]) - static_cast<A>(b[i + j]));
-    }
-  }
-  for (int j = 0; i < hi; ++i, ++j) acc[j] += std::abs(static_cast<A>(a[i]) - static_cast<A>(b[i]));
-  double s = 0;
-  for (int j = 0; j < kLanes; ++j) s += static_cast<double>(acc[j]);
-  return s;
-}
-
-// dr_i = s sign(r_i - f_i) and df_i = -dr_i over [lo, hi), sign(0) = 0 and a
-// NaN kept (torch.sign's rules). One loop per set of outputs, with no branch
-// on them and no aliasing between the arrays, so the compiler vectorises it.
-template <typename T, bool kReal, bool kFake>
-void sign_scale(const T* __restrict rp, const T* __restrict fp, T* __restrict dr, T* __restrict df, acc_t<T> s,
-                int64_t lo, int64_t hi) {
-  using A = acc_t<T>;
-  for (int64_t i = lo; i < hi; ++i) {
-    const A d = static_cast<A>(rp[i]) - static_cast<A>(fp[i]);
-    // Three selects of plain values, which compile to masks instead of branches (random signs
-    // would mispredict every other branch): 1 - 0, 0 - 1 or 0, plus the NaN itself.
-    const A pos = d > A(0) ? A(1) : A(0);
-    const A neg = d < A(0) ? A(1) : A(0);
-    const A nan = d != d ? d : A(0);
-    const A g = s * (pos - neg + nan);
-    if constexpr (kReal) dr[i] = static_cast<T>(g);
-    if constexpr (kFake) df[i] = static_cast<T>(-g);
-  }
-}
-
 at::Tensor feature_matching_forward_cpu(at::TensorList real, at::TensorList fake, c10::ArrayRef<double> weights,
                                         int64_t reduction) {
   check_reduction(reduction);
@@ -111,7 +72,8 @@ at::Tensor feature_matching_forward_cpu(at::TensorList real, at::TensorList fake
       const Task& task = tasks[t];
       const FmPair& p = pairs[task.pair];
       AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.r.scalar_type(), "feature_matching_cpu", [&] {
-        parts[t] = abs_diff_sum(p.r.const_data_ptr<scalar_t>(), p.f.const_data_ptr<scalar_t>(), task.lo, task.hi);
+        parts[t] = abs_diff_sum(p.r.const_data_ptr<scalar_t>() + task.lo, p.f.const_data_ptr<scalar_t>() + task.lo,
+                                task.hi - task.lo);
       });
     }
   };
@@ -193,13 +155,8 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>> feature_matching_ba
         const scalar_t* fp = p.f.const_data_ptr<scalar_t>();
         scalar_t* dr = need_real ? out_r[k].data_ptr<scalar_t>() : nullptr;
         scalar_t* df = need_fake ? out_f[k].data_ptr<scalar_t>() : nullptr;
-        if (dr && df) {
-          sign_scale<scalar_t, true, true>(rp, fp, dr, df, s, task.lo, task.hi);
-        } else if (dr) {
-          sign_scale<scalar_t, true, false>(rp, fp, dr, df, s, task.lo, task.hi);
-        } else {
-          sign_scale<scalar_t, false, true>(rp, fp, dr, df, s, task.lo, task.hi);
-        }
+        sign_scale(rp + task.lo, fp + task.lo, dr ? dr + task.lo : nullptr, df ? df + task.lo : nullptr, s,
+                   task.hi - task.lo);
       });
     }
   });

@@ -130,6 +130,65 @@ GK_INLINE void scale2_impl(const T* g, T* dr, T* df, acc_t<T> a, acc_t<T> b, int
   }
 }
 
+// sum |a_i - b_i| over n elements: two vectors of lanes in acc_t<T>, then the
+// lanes added in a fixed order in double (the feature-matching partial sum).
+template <typename T>
+GK_INLINE double abs_diff_sum_impl(const T* a, const T* b, int64_t n) {
+  using A = acc_t<T>;
+  using V = typename Vec<A>::type;
+  constexpr int L = lanes<T>();
+  V s0 = {}, s1 = {};
+  int64_t i = 0;
+  for (; i + 2 * L <= n; i += 2 * L) {
+    V d0 = vload<T>(a + i) - vload<T>(b + i);
+    V d1 = vload<T>(a + i + L) - vload<T>(b + i + L);
+    s0 += d0 < V{} ? -d0 : d0;
+    s1 += d1 < V{} ? -d1 : d1;
+  }
+  for (; i + L <= n; i += L) {
+    V d = vload<T>(a + i) - vload<T>(b + i);
+    s0 += d < V{} ? -d : d;
+  }
+  s0 += s1;  // fewer than L elements are left for the lanes below
+  A lane[L];
+  std::memcpy(lane, &s0, sizeof(V));
+  for (int l = 0; i < n; ++i, ++l) {
+    const A d = static_cast<A>(a[i]) - static_cast<A>(b[i]);
+    lane[l] += d < A(0) ? -d : d;
+  }
+  double total = 0;
+  for (int l = 0; l < L; ++l) total += static_cast<double>(lane[l]);
+  return total;
+}
+
+// dr = s * sign(r - f) and df = -dr (either may be null): sign(0) = 0 and a
+// NaN difference gives NaN, as torch.sign does; selects, no branches (random
+// signs would mispredict every other one).
+template <typename T>
+GK_INLINE void sign_scale_impl(const T* r, const T* f, T* dr, T* df, acc_t<T> s, int64_t n) {
+  using A = acc_t<T>;
+  using V = typename Vec<A>::type;
+  constexpr int L = lanes<T>();
+  const V pos = V{} + s, neg = V{} - s, zero = V{};
+  auto grad = [&](V d) {
+    V g = d > zero ? pos : (d < zero ? neg : zero * s);
+    return d != d ? d * s : g;
+  };
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const V g = grad(vload<T>(r + i) - vload<T>(f + i));
+    if (dr) vstore(dr + i, g);
+    if (df) vstore(df + i, -g);
+  }
+  for (; i < n; ++i) {
+    const A d = static_cast<A>(r[i]) - static_cast<A>(f[i]);
+    const A g = d > A(0) ? s : (d < A(0) ? -s : A(0) * s);
+    const A v = d != d ? d * s : g;
+    if (dr) dr[i] = static_cast<T>(v);
+    if (df) df[i] = static_cast<T>(-v);
+  }
+}
+
 }  // namespace
 
 #define GK_DEFINE_FOR(T)                                                                        \
@@ -141,6 +200,10 @@ GK_INLINE void scale2_impl(const T* g, T* dr, T* df, acc_t<T> a, acc_t<T> b, int
   }                                                                                             \
   GK_CLONES void scale2(const T* g, T* dr, T* df, acc_t<T> a, acc_t<T> b, int64_t n) {          \
     scale2_impl(g, dr, df, a, b, n);                                                            \
+  }                                                                                             \
+  GK_CLONES double abs_diff_sum(const T* a, const T* b, int64_t n) { return abs_diff_sum_impl(a, b, n); } \
+  GK_CLONES void sign_scale(const T* r, const T* f, T* dr, T* df, acc_t<T> s, int64_t n) {      \
+    sign_scale_impl(r, f, dr, df, s, n);                                                        \
   }
 
 GK_DEFINE_FOR(float)
