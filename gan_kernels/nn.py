@@ -56,7 +56,8 @@ class DiscriminatorLoss(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind!r}, reduction={self.reduction!r}, backend={self.backend!r}"
+        weight = "" if self.weight == 1.0 else f", weight={self.weight!r}"
+        return f"kind={self.kind!r}, reduction={self.reduction!r}{weight}, backend={self.backend!r}"
 
 
 class GeneratorLoss(nn.Module):
@@ -81,7 +82,8 @@ class GeneratorLoss(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind!r}, reduction={self.reduction!r}, backend={self.backend!r}"
+        weight = "" if self.weight == 1.0 else f", weight={self.weight!r}"
+        return f"kind={self.kind!r}, reduction={self.reduction!r}{weight}, backend={self.backend!r}"
 
 
 class GradientPenalty(nn.Module):

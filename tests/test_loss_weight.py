@@ -130,6 +130,7 @@ def test_modules_pass_the_weight():
     g = gk.nn.GeneratorLoss("least_squares", weight=0.5)
     assert_close(d(r, f), 3.0 * gk.d_loss(r, f, "hinge", backend="reference"), torch.float32, "module d")
     assert_close(g(f), 0.5 * gk.g_loss(f, "least_squares", backend="reference"), torch.float32, "module g")
+    assert "weight=3.0" in repr(d) and "weight" not in repr(gk.nn.DiscriminatorLoss("hinge"))
 
 
 # --------------------------------------------------------------------------- returned gradients
