@@ -22,23 +22,6 @@ namespace gan_kernels {
 namespace cpu {
 namespace {
 
-// One pair read in one storage order: in place when both share a batch-major
-// layout (contiguous or channels_last alike), else through contiguous copies.
-struct FmPair {
-  at::Tensor r, f;
-  int64_t n = 0;
-  bool in_place = false;
-};
-
-FmPair fm_pair(const at::Tensor& r, const at::Tensor& f) {
-  FmPair p;
-  p.n = r.numel();
-  p.in_place = r.strides() == f.strides() && is_batch_major(r);
-  p.r = p.in_place ? r : r.contiguous();
-  p.f = p.in_place ? f : f.contiguous();
-  return p;
-}
-
 struct Task {
   int64_t pair, lo, hi;
 };
@@ -133,12 +116,8 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>> feature_matching_ba
   std::vector<at::Tensor> out_r, out_f;
   for (int64_t k = 0; k < K; ++k) {
     pairs.push_back(fm_pair(real[k], fake[k]));
-    const FmPair& p = pairs.back();
-    auto make = [&](const at::Tensor& x) {
-      return p.in_place ? at::empty_like(x) : at::empty(x.sizes(), x.options());
-    };
-    if (need_real) out_r.push_back(make(real[k]));
-    if (need_fake) out_f.push_back(make(fake[k]));
+    if (need_real) out_r.push_back(grad_buffer(pairs.back(), real[k]));
+    if (need_fake) out_f.push_back(grad_buffer(pairs.back(), fake[k]));
   }
   const std::vector<Task> tasks = tasks_of(pairs, kStreamGrain);
   at::parallel_for(0, static_cast<int64_t>(tasks.size()), 1, [&](int64_t b, int64_t e) {
@@ -162,11 +141,8 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>> feature_matching_ba
   });
   // Back to each input's own layout (a batch-major input keeps its strides).
   for (int64_t k = 0; k < K; ++k) {
-    auto finish = [&](const at::Tensor& buf, const at::Tensor& x) {
-      return pairs[k].in_place || !is_batch_major(x) ? buf : match_layout(buf, x);
-    };
-    if (need_real) d_real.push_back(finish(out_r[k], real[k]));
-    if (need_fake) d_fake.push_back(finish(out_f[k], fake[k]));
+    if (need_real) d_real.push_back(grad_in_layout(pairs[k], out_r[k], real[k]));
+    if (need_fake) d_fake.push_back(grad_in_layout(pairs[k], out_f[k], fake[k]));
   }
   return {d_real, d_fake};
 }

@@ -141,21 +141,6 @@ __global__ void __launch_bounds__(kThreads) fm_backward_kernel(const __grid_cons
   }
 }
 
-// One pair read in one storage order: in place when both share a batch-major layout (contiguous
-// or channels_last alike), else through contiguous copies.
-struct FmPair {
-  at::Tensor r, f;
-  bool in_place = false;
-};
-
-FmPair fm_pair(const at::Tensor& r, const at::Tensor& f) {
-  FmPair p;
-  p.in_place = r.strides() == f.strides() && is_batch_major(r);
-  p.r = p.in_place ? r : r.contiguous();
-  p.f = p.in_place ? f : f.contiguous();
-  return p;
-}
-
 at::Tensor feature_matching_forward_cuda(at::TensorList real, at::TensorList fake, c10::ArrayRef<double> weights,
                                          int64_t reduction) {
   check_reduction(reduction);
@@ -247,12 +232,8 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>> feature_matching_ba
   std::vector<at::Tensor> dr(K), df(K);
   for (int64_t k = 0; k < K; ++k) {
     pairs.push_back(fm_pair(real[k], fake[k]));
-    const FmPair& p = pairs.back();
-    // Written in the pair's reading order: the outputs themselves when reading in place (they
-    // then have the inputs' strides), else contiguous buffers.
-    auto make = [&](const at::Tensor& x) { return p.in_place ? at::empty_like(x) : at::empty(x.sizes(), x.options()); };
-    if (need_real) dr[k] = make(real[k]);
-    if (need_fake) df[k] = make(fake[k]);
+    if (need_real) dr[k] = grad_buffer(pairs.back(), real[k]);
+    if (need_fake) df[k] = grad_buffer(pairs.back(), fake[k]);
   }
   for (const at::ScalarType st : kListDtypes) {
     std::vector<int64_t> group, group_blocks;  // non-empty pairs of this dtype, in list order
@@ -288,11 +269,8 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>> feature_matching_ba
   }
   // Back to each input's own layout (a batch-major input keeps its strides).
   for (int64_t k = 0; k < K; ++k) {
-    auto finish = [&](const at::Tensor& buf, const at::Tensor& x) {
-      return pairs[k].in_place || !is_batch_major(x) ? buf : match_layout(buf, x);
-    };
-    if (need_real) d_real.push_back(finish(dr[k], real[k]));
-    if (need_fake) d_fake.push_back(finish(df[k], fake[k]));
+    if (need_real) d_real.push_back(grad_in_layout(pairs[k], dr[k], real[k]));
+    if (need_fake) d_fake.push_back(grad_in_layout(pairs[k], df[k], fake[k]));
   }
   return {d_real, d_fake};
 }

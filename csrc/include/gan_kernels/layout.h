@@ -55,6 +55,37 @@ inline at::Tensor match_layout(const at::Tensor& x, const at::Tensor& like) {
   return out;
 }
 
+// A feature-matching pair (real, fake maps of one shape) read in one storage
+// order: in place when both share a batch-major layout (contiguous or
+// channels_last alike), else through contiguous copies. Gradients are written
+// in that reading order (grad_buffer) and handed back in each input's own
+// layout (grad_in_layout).
+struct FmPair {
+  at::Tensor r, f;
+  int64_t n = 0;
+  bool in_place = false;
+};
+
+inline FmPair fm_pair(const at::Tensor& r, const at::Tensor& f) {
+  FmPair p;
+  p.n = r.numel();
+  p.in_place = r.strides() == f.strides() && is_batch_major(r);
+  p.r = p.in_place ? r : r.contiguous();
+  p.f = p.in_place ? f : f.contiguous();
+  return p;
+}
+
+// The output buffer of x's gradient: x's own strides when the pair is read in
+// place, else contiguous.
+inline at::Tensor grad_buffer(const FmPair& p, const at::Tensor& x) {
+  return p.in_place ? at::empty_like(x) : at::empty(x.sizes(), x.options());
+}
+
+// buf (written in p's reading order) in x's layout: a batch-major x keeps its strides.
+inline at::Tensor grad_in_layout(const FmPair& p, const at::Tensor& buf, const at::Tensor& x) {
+  return p.in_place || !is_batch_major(x) ? buf : match_layout(buf, x);
+}
+
 // Accumulation dtype: float64 stays float64, everything else accumulates in float32.
 inline at::ScalarType acc_type_of(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;
