@@ -24,7 +24,7 @@ from torch import Tensor, nn
 import gan_kernels as gk
 from gan_kernels.models import DCGANCritic, MLPCritic, eight_gaussians, procedural_shapes
 
-from .timing import TimerConfig, error_text, time_interleaved
+from .timing import TimerConfig, error_text, time_interleaved, timing_fields
 
 GP_WEIGHT = 10.0
 
@@ -116,8 +116,7 @@ def run_e2e(device: torch.device, backends: List[str], configs: List[E2EConfig],
         base = timings.get("hand-written")
         for row in mine:
             t = timings.get(row["impl"])
-            row.update(ms=t and t.ms, median_ms=t and t.median_ms, p20_ms=t and t.p20_ms, p80_ms=t and t.p80_ms,
-                       rounds=t and t.samples, noisy=t and t.noisy, error=errors.get(row["impl"]))
+            row.update(timing_fields(t), error=errors.get(row["impl"]))
             row["speedup_vs_eager"] = (base.ms / t.ms) if (base and t) else None
             rows.append(row)
     return rows

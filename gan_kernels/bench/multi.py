@@ -36,7 +36,7 @@ from torch import Tensor
 
 import gan_kernels as gk
 
-from .timing import TimerConfig, count_dispatches, error_text, time_interleaved
+from .timing import TimerConfig, count_dispatches, error_text, time_interleaved, timing_fields
 
 Shape = Tuple[int, ...]
 
@@ -327,8 +327,7 @@ def run_multi(device: torch.device, backends: Sequence[str], cases: Sequence[Mul
             base = timings.get("loop")
             for row in mine:
                 t = timings.get(row["impl"])
-                row.update(ms=t and t.ms, median_ms=t and t.median_ms, p20_ms=t and t.p20_ms, p80_ms=t and t.p80_ms,
-                           rounds=t and t.samples, noisy=t and t.noisy, error=errors.get(row["impl"]))
+                row.update(timing_fields(t), error=errors.get(row["impl"]))
                 row["speedup_vs_loop"] = (base.ms / t.ms) if (base and t) else None
                 row["gbps"] = (nbytes / (t.ms * 1e-3) / 1e9) if t else None
                 row["pct_copy"] = (100.0 * row["gbps"] / copy_gbps) if (row["gbps"] and copy_gbps) else None

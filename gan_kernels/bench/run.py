@@ -32,6 +32,7 @@ from .timing import (
     peak_memory_mib,
     time_cuda_graph,
     time_interleaved,
+    timing_fields,
 )
 
 MAX_SETS = 16
@@ -194,9 +195,7 @@ def measure_case(case: C.Case, impls: Sequence[str], device: torch.device, cfg: 
         for mode in C.MODES:
             t = timings.get((impl, mode))
             g = graph_timings.get((impl, mode))
-            row = dict(base[impl], mode=mode, ms=t and t.ms, median_ms=t and t.median_ms, p20_ms=t and t.p20_ms,
-                       p80_ms=t and t.p80_ms, rounds=t and t.samples, noisy=t and t.noisy,
-                       error=errors.get((impl, mode)),
+            row = dict(base[impl], mode=mode, **timing_fields(t), error=errors.get((impl, mode)),
                        graph_median_ms=g and g.median_ms, graph_p20_ms=g and g.p20_ms, graph_p80_ms=g and g.p80_ms,
                        graph_error=graph_errors.get((impl, mode)))
             if mode == "fwdbwd":

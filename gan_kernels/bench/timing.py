@@ -71,6 +71,12 @@ class TimerConfig:
         return cls(warmup_ms=20.0, min_sample_ms=0.5, min_rounds=rounds, max_rounds=max(rounds, 81), max_ms=8000.0)
 
 
+def timing_fields(t: Optional[Timing]) -> Dict[str, object]:
+    """A result row's timing columns (all None for a candidate that did not run)."""
+    return dict(ms=t and t.ms, median_ms=t and t.median_ms, p20_ms=t and t.p20_ms, p80_ms=t and t.p80_ms,
+                rounds=t and t.samples, noisy=t and t.noisy)
+
+
 def quantile(xs, q: float) -> float:
     xs = sorted(xs)
     if len(xs) == 1:
