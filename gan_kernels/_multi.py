@@ -154,16 +154,6 @@ def reference_feature_matching(reals, fakes, weights, reduction):
 
 def register_reference() -> None:
     """The reference's list ops: its single-tensor losses looped, and plain feature matching."""
-    register_looped("reference")
+    _registry.register("d_loss_list", "reference", looped_d_loss(_registry._IMPLS[("d_loss", "reference")]))
+    _registry.register("g_loss_list", "reference", looped_g_loss(_registry._IMPLS[("g_loss", "reference")]))
     _registry.register("feature_matching", "reference", reference_feature_matching)
-
-
-def register_looped(backend: str) -> None:
-    """List losses for a back end that has single-tensor ones only (the Triton back end registers
-    its own list kernels, which this leaves in place)."""
-    if ("d_loss_list", backend) in _registry._IMPLS and ("g_loss_list", backend) in _registry._IMPLS:
-        return
-    d, g = _registry._IMPLS.get(("d_loss", backend)), _registry._IMPLS.get(("g_loss", backend))
-    if d is not None and g is not None:
-        _registry.register("d_loss_list", backend, looped_d_loss(d))
-        _registry.register("g_loss_list", backend, looped_g_loss(g))
