@@ -5,10 +5,10 @@
 // Forward runs loss_forward, which returns the per-element gradients for a
 // unit upstream gradient in the same pass; backward scales them
 // (loss_backward), or returns them as they are when the upstream gradient is
-// exactly 1 and the graph is not kept (can_return_saved). Saved: the two gradients, and the logits themselves
-// (references to the caller's tensors, no copies) for the second derivative
-// and for the relativistic kind with reduction "none", whose Jacobian is not
-// diagonal.
+// exactly 1 and the graph is not kept (can_return_saved). Saved: the two
+// gradients, and the logits themselves (references to the caller's tensors,
+// no copies) for the second derivative and for the relativistic kind with
+// reduction "none", whose Jacobian is not diagonal.
 #include <optional>
 #include <string>
 #include <tuple>
