@@ -14,9 +14,10 @@ import torch
 
 import gan_kernels as gk
 
-from ._helpers import assert_close, cpu_backends
+from ._helpers import assert_close, cpu_backends, dtypes_for
 
 BACKENDS = cpu_backends()
+BACKEND_DTYPES = [pytest.param(b, d, id=f"{b}-{str(d).split('.')[-1]}") for b in BACKENDS for d in dtypes_for(b, "cpu")]
 D_KINDS = ("logistic", "hinge", "wasserstein", "least_squares", "relativistic", "rpgan")
 G_KINDS = ("logistic", "minimax", "hinge", "wasserstein", "least_squares", "relativistic", "rpgan")
 WEIGHTS = (2.5, -0.75)
@@ -37,12 +38,12 @@ def _value_and_grads(fn, inputs):
     return out.detach(), [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend,dtype", BACKEND_DTYPES)
 @pytest.mark.parametrize("weight", WEIGHTS)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_d_loss_weight_scales_value_and_gradients(backend, weight, reduction):
+def test_d_loss_weight_scales_value_and_gradients(backend, dtype, weight, reduction):
     for kind in _kinds_for(backend, D_KINDS):
-        r, f = _logits(9), _logits(9)
+        r, f = _logits(9, dtype), _logits(9, dtype)
         # label smoothing and drift on the logistic kind: the drift term must be scaled too
         extra = dict(real_label=0.9, drift=0.05) if kind == "logistic" else {}
         red = "mean" if reduction == "none" and kind == "rpgan" else reduction
@@ -50,9 +51,10 @@ def test_d_loss_weight_scales_value_and_gradients(backend, weight, reduction):
             lambda: gk.d_loss(r, f, kind, reduction=red, weight=weight, backend=backend, **extra), [r, f])
         ref, ref_g = _value_and_grads(
             lambda: gk.d_loss(r, f, kind, reduction=red, backend="reference", **extra), [r, f])
-        assert_close(got, weight * ref, torch.float32, f"{backend} {kind} {red} value")
+        assert_close(got, weight * ref, dtype, f"{backend} {kind} {red} value")
         for name, g, e in zip(("real", "fake"), got_g, ref_g):
-            assert_close(g, weight * e, torch.float32, f"{backend} {kind} {red} d{name}")
+            assert g.dtype == dtype
+            assert_close(g.double(), weight * e.double(), dtype, f"{backend} {kind} {red} d{name}")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -70,24 +72,25 @@ def test_g_loss_weight_scales_value_and_gradients(backend, weight):
             assert_close(g, weight * e, torch.float32, f"{backend} {kind} d{name}")
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_weight_on_lists_scales_the_total_and_every_term(backend):
+@pytest.mark.parametrize("backend,dtype", BACKEND_DTYPES)
+def test_weight_on_lists_scales_the_total_and_every_term(backend, dtype):
     shapes = [(2, 1, 5, 2), (2, 1, 13), (3,)]
-    reals = [_logits(s) for s in shapes]
-    fakes = [_logits(s) for s in shapes]
+    reals = [_logits(s, dtype) for s in shapes]
+    fakes = [_logits(s, dtype) for s in shapes]
     total, terms = gk.d_loss(reals, fakes, "least_squares", weight=2.0, backend=backend, return_terms=True)
     grads = torch.autograd.grad(total, reals + fakes)
     ref_total, ref_terms = gk.d_loss(reals, fakes, "least_squares", backend="reference", return_terms=True)
     ref_grads = torch.autograd.grad(ref_total, reals + fakes)
     # HiFi-GAN's discriminator loss, written out: sum_d mean((1 - r_d)^2) + mean(f_d^2)
-    hifigan = sum(torch.mean((1 - r) ** 2) + torch.mean(f ** 2) for r, f in zip(reals, fakes))
-    assert_close(total.detach(), hifigan.detach(), torch.float32, f"{backend} total vs HiFi-GAN's sum")
-    assert_close(terms, 2.0 * ref_terms, torch.float32, f"{backend} terms")
+    hifigan = sum(torch.mean((1 - r.double()) ** 2) + torch.mean(f.double() ** 2) for r, f in zip(reals, fakes))
+    assert_close(total.detach().double(), hifigan.detach(), dtype, f"{backend} total vs HiFi-GAN's sum")
+    assert_close(terms, 2.0 * ref_terms, dtype, f"{backend} terms")
     for i, (g, e) in enumerate(zip(grads, ref_grads)):
-        assert_close(g, 2.0 * e, torch.float32, f"{backend} grad {i}")
+        assert g.dtype == dtype
+        assert_close(g.double(), 2.0 * e.double(), dtype, f"{backend} grad {i}")
     g_total = gk.g_loss(fakes, "hinge", weight=-0.5, backend=backend)
     g_ref = gk.g_loss(fakes, "hinge", backend="reference")
-    assert_close(g_total.detach(), -0.5 * g_ref.detach(), torch.float32, f"{backend} g_loss list")
+    assert_close(g_total.detach(), -0.5 * g_ref.detach(), dtype, f"{backend} g_loss list")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
